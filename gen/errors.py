@@ -1,0 +1,67 @@
+"""gen's own errors. The CLI catches GenError once and prints "subject: reason".
+
+Each error carries the exit code the CLI should use:
+0 ok, 1 bad input / refused, 2 activation failed and rolled back, 3 drift or interrupted activation.
+"""
+from __future__ import annotations
+
+
+class GenError(Exception):
+    exit_code = 1
+
+    def __init__(self, subject: str, reason: str):
+        super().__init__(f"{subject}: {reason}")
+        self.subject = subject
+        self.reason = reason
+
+
+class SpecError(GenError):
+    """A spec is malformed. `subject` is the key path, e.g. services.web.ports[0]."""
+
+
+class EngineError(GenError):
+    """The Docker engine refused or failed an operation (translated at the engine boundary)."""
+
+
+class EngineUnavailable(EngineError):
+    """The engine does not answer."""
+
+
+class ImageMissing(EngineError):
+    def __init__(self, subject: str, image: str):
+        super().__init__(subject, f"image {image!r} is not present on the engine (no registry is consulted)")
+        self.image = image
+
+
+class ProfileError(GenError):
+    """Unknown profile, no such generation, nothing older to roll back to, ..."""
+
+
+class LockBusy(GenError):
+    def __init__(self, profile: str, holder_pid: int | None, waited_s: float):
+        who = f"pid {holder_pid}" if holder_pid else "another process"
+        super().__init__(f"profile {profile}", f"an activation is in progress ({who}); waited {waited_s:g}s")
+        self.holder_pid = holder_pid
+
+
+class ActivationFailed(GenError):
+    """The new generation did not become healthy; the previous one was restored."""
+    exit_code = 2
+
+    def __init__(self, service: str, reason: str, *, state: str | None = None,
+                 exit_status: int | None = None, logs: str = "", restored: bool = True):
+        super().__init__(f"service {service}", reason)
+        self.service = service
+        self.state = state
+        self.exit_status = exit_status
+        self.logs = logs
+        self.restored = restored
+
+
+class Interrupted(GenError):
+    """An earlier activation was interrupted and the engine does not match `current`."""
+    exit_code = 3
+
+
+class DriftFound(GenError):
+    exit_code = 3
