@@ -10,9 +10,12 @@ class GenError(Exception):
     exit_code = 1
 
     def __init__(self, subject: str, reason: str):
-        super().__init__(f"{subject}: {reason}")
+        super().__init__(subject, reason)
         self.subject = subject
         self.reason = reason
+
+    def __str__(self) -> str:
+        return f"{self.subject}: {self.reason}"
 
 
 class SpecError(GenError):
@@ -48,14 +51,24 @@ class ActivationFailed(GenError):
     """The new generation did not become healthy; the previous one was restored."""
     exit_code = 2
 
-    def __init__(self, service: str, reason: str, *, state: str | None = None,
+    def __init__(self, subject: str, reason: str, *, service: str | None = None, state: str | None = None,
                  exit_status: int | None = None, logs: str = "", restored: bool = True):
-        super().__init__(f"service {service}", reason)
+        super().__init__(subject, reason)
         self.service = service
         self.state = state
         self.exit_status = exit_status
         self.logs = logs
         self.restored = restored
+
+    @classmethod
+    def wrap(cls, error) -> "ActivationFailed":
+        """A failure while preparing or starting (engine refused, image gone) becomes an activation failure."""
+        return error if isinstance(error, cls) else cls(error.subject, error.reason)
+
+    def mark_not_restored(self, problem: str) -> None:
+        self.restored = False
+        self.exit_code = 3
+        self.reason += f"; restoring the previous generation ALSO failed ({problem})"
 
 
 class Interrupted(GenError):

@@ -1,0 +1,263 @@
+"""Activation: execute a Plan as one bounded transaction.
+
+    prepare (images, network, volumes, create containers)  -- nothing running is touched yet
+    per dependency level: stop what must stop first, start the new, wait for health
+    commit (the caller flips `current`), then remove the old containers
+
+Any failure before commit undoes everything this transaction did, in reverse: created containers
+are removed, stopped ones started again (and checked), started ones stopped again. Named volumes are
+never removed. A crash at any point is repaired by converging on `current` with the same code
+(see gen.api.recover), because every container is labelled and named by its content hash.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Callable
+
+from gen.compile import Compiled
+from gen.errors import ActivationFailed, GenError
+from gen.naming import network_name, volume_name
+from gen.plan import Plan
+from store.errors import StoreError
+
+Progress = Callable[[str, str, str], None]      # (service, phase, detail)
+
+
+@dataclass(frozen=True)
+class Options:
+    timeout_s: float = 60.0          # bound on waiting for health, per transaction
+    stability_s: float = 1.0         # without a healthcheck: running this long without a restart
+    poll_s: float = 0.1
+    workers: int = 16
+
+
+def _no_progress(service: str, phase: str, detail: str = "") -> None:
+    pass
+
+
+# -- fault injection: every step boundary of a real activation is numbered as it is reached -----
+_fault_lock = threading.Lock()
+_fault_count = 0
+
+
+def checkpoint(label: str) -> None:
+    """A step boundary. GEN_FAULT_TRACE=file records them; GEN_FAULT_KILL_AT=k SIGKILLs us at the k-th."""
+    global _fault_count
+    trace, kill_at = os.environ.get("GEN_FAULT_TRACE"), os.environ.get("GEN_FAULT_KILL_AT")
+    if not trace and not kill_at:
+        return
+    with _fault_lock:
+        _fault_count += 1
+        if trace:
+            with open(trace, "a") as f:
+                f.write(f"{_fault_count} {label}\n")
+        if kill_at and int(kill_at) == _fault_count:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
+@dataclass
+class UndoLog:
+    created: list[str] = field(default_factory=list)
+    stopped: list[tuple[str, str]] = field(default_factory=list)     # (container id, service)
+    started: list[str] = field(default_factory=list)                 # previously stopped, started by us
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def add(self, kind: str, item) -> None:
+        with self._lock:
+            getattr(self, kind).append(item)
+
+
+class Activation:
+    def __init__(self, engine, target: Compiled, plan: Plan, options: Options = Options(),
+                 progress: Progress = _no_progress):
+        self.engine = engine
+        self.target = target
+        self.plan = plan
+        self.options = options
+        self.progress = progress
+        self.profile = plan.profile
+        self.undo_log = UndoLog()
+        self._pool = ThreadPoolExecutor(max_workers=options.workers)
+        self._new_ids: dict[str, str] = {}       # container name -> id, for containers we created
+
+    def run(self, commit: Callable[[], None]) -> None:
+        """Prepare, start, gate on health, commit, clean up. Raises ActivationFailed after undoing."""
+        deadline = time.monotonic() + self.options.timeout_s
+        try:
+            try:
+                self._prepare()
+                for level in self.plan.by_level():
+                    self._start_level(level, deadline)
+                commit()     # last and atomic: once the pointer moved, nothing here can fail any more
+            except (GenError, StoreError) as failure:
+                self._undo_and_raise(failure)
+            checkpoint("committed")
+            self._cleanup()
+        finally:
+            self._pool.shutdown(wait=True)
+
+    # -- prepare: everything that can fail before anything running is touched ----------------------
+    def _prepare(self) -> None:
+        new = [(s, c) for s in self.plan.steps for c in s.create]
+        for image in sorted({self.target.services[s.service][1]["image_id"] for s, _ in new}):
+            self.engine.image_id(image, f"image {image[:19]}")
+        if new:
+            self.engine.ensure_network(network_name(self.profile), {"gen.profile": self.profile})
+            checkpoint("network")
+        for vol in self.target.manifest["volumes"]:
+            self.engine.ensure_volume(volume_name(self.profile, vol), {"gen.profile": self.profile})
+            checkpoint(f"volume {vol}")
+        self._parallel(self._create, new)
+
+    def _create(self, step, c) -> None:
+        h, obj = self.target.services[step.service]
+        self.progress(step.service, "creating", c.name)
+        volumes = {v: volume_name(self.profile, v) for v in self.target.manifest["volumes"]}
+        cid = self.engine.create(self.profile, step.service, obj, h, self.target.manifest_hash, c.replica,
+                                 c.name, network_name(self.profile), volumes)
+        self.undo_log.add("created", cid)
+        self._new_ids[c.name] = cid
+        checkpoint(f"created {c.name}")
+
+    # -- start, per dependency level -------------------------------------------------------------
+    def _start_level(self, steps, deadline: float) -> None:
+        self._parallel(self._stop_old, [(s, cid) for s in steps for cid in s.stop_before])
+        started: dict[str, str] = {}
+        for s in steps:
+            for cid in s.start:
+                started[cid] = s.service
+            for c in s.create:
+                started[self._new_ids[c.name]] = s.service
+        self._parallel(self._start, [(started[cid], cid) for cid in started])
+        for s in steps:
+            self.progress(s.service, "waiting", "for health")
+        wait_healthy(self.engine, self.profile, {cid: self._health_of(svc) for cid, svc in started.items()},
+                     started, deadline, self.options)
+        for s in steps:
+            self.progress(s.service, "healthy", "")
+        checkpoint("level healthy")
+
+    def _health_of(self, service: str) -> bool:
+        hc = self.target.services[service][1]["healthcheck"]
+        return bool(hc) and hc["test"] != ["NONE"]
+
+    def _stop_old(self, step, cid: str) -> None:
+        self.progress(step.service, "stopping", cid[:12])
+        self.engine.stop(cid, self._grace_of(step.service))
+        self.undo_log.add("stopped", (cid, step.service))
+        checkpoint(f"stopped {cid[:12]}")
+
+    def _start(self, service: str, cid: str) -> None:
+        self.progress(service, "starting", cid[:12])
+        if cid not in self.undo_log.created:
+            self.undo_log.add("started", cid)
+        self.engine.start(cid)
+        checkpoint(f"started {cid[:12]}")
+
+    def _grace_of(self, service: str) -> int:
+        entry = self.target.services.get(service)
+        return entry[1]["stop_grace_ms"] if entry else 10_000
+
+    # -- after commit: remove what the new generation does not use --------------------------------
+    def _cleanup(self) -> None:
+        by_id = {cid: s for s in self.plan.steps for cid in s.remove_after}
+        self._parallel(self._remove_old, list(by_id.items()))
+
+    def _remove_old(self, cid: str, step) -> None:
+        self.progress(step.service, "removing", cid[:12])
+        self.engine.stop(cid, self._grace_of(step.service))
+        self.engine.remove(cid)
+        checkpoint(f"removed {cid[:12]}")
+
+    # -- undo ------------------------------------------------------------------------------------
+    def _undo_and_raise(self, failure: GenError | StoreError) -> None:
+        restored, problem = True, ""
+        try:
+            self._parallel(lambda cid: self.engine.remove(cid), [(cid,) for cid in self.undo_log.created])
+            self._parallel(lambda cid: self.engine.stop(cid, 0), [(cid,) for cid in self.undo_log.started])
+            again = dict(self.undo_log.stopped)
+            for cid, service in again.items():
+                self.progress(service, "restoring", cid[:12])
+            self._parallel(lambda cid: self.engine.start(cid), [(cid,) for cid in again])
+            wait_healthy(self.engine, self.profile, {cid: None for cid in again}, again,
+                         time.monotonic() + self.options.timeout_s, self.options)
+        except GenError as e:
+            restored, problem = False, str(e)
+        failed = ActivationFailed.wrap(failure)
+        if not restored:
+            failed.mark_not_restored(problem)
+        raise failed from None
+
+    def _parallel(self, fn, items: list[tuple]) -> None:
+        """Run fn(*item) for every item on the pool; re-raise the first GenError after all finished."""
+        futures = [self._pool.submit(fn, *item) for item in items]
+        errors = [f.exception() for f in futures if f.exception() is not None]
+        if errors:
+            raise errors[0]
+
+
+def wait_healthy(engine, profile: str, has_check: dict[str, bool | None], services: dict[str, str],
+                 deadline: float, options: Options) -> None:
+    """Block until every container is healthy (its healthcheck passes, or, without one, it has been
+    running for the stability window without a restart). Fails fast on exit, crash loop or unhealthy.
+
+    has_check[cid] None means "ask the engine" (used when restoring containers of an older generation).
+    One engine list call per poll, whatever the number of containers.
+    """
+    running_since: dict[str, float] = {}
+    pending = set(has_check)
+    while pending:
+        now = time.monotonic()
+        seen = {c.id: c for c in engine.observe(profile)}
+        for cid in sorted(pending):
+            c = seen.get(cid)
+            if c is None:
+                _fail(engine, services[cid], cid, "disappeared from the engine", None)
+            if c.state in ("exited", "dead"):
+                _fail(engine, services[cid], cid, f"exited with code {c.exit_code}", c)
+            if c.state == "restarting":
+                _fail(engine, services[cid], cid, "is crash-looping (restarting)", c)
+            if c.health == "unhealthy":
+                _fail(engine, services[cid], cid, "healthcheck failed (unhealthy)", c)
+            checked = has_check[cid] if has_check[cid] is not None else c.health is not None
+            if checked:
+                if c.health == "healthy":
+                    pending.discard(cid)
+            elif c.state == "running":
+                since = running_since.setdefault(cid, now)
+                if now - since >= options.stability_s:
+                    _check_no_restart(engine, services[cid], cid, c)
+                    pending.discard(cid)
+        if not pending:
+            return
+        if now > deadline:
+            cid = sorted(pending)[0]
+            c = seen.get(cid)
+            state = (c.health or c.state) if c else "missing"
+            _fail(engine, services[cid], cid, f"not healthy within the timeout (state: {state})", c)
+        time.sleep(options.poll_s)
+
+
+def _check_no_restart(engine, service: str, cid: str, c) -> None:
+    info = engine.inspect(cid)
+    if info["RestartCount"] or not info["State"]["Running"]:
+        _fail(engine, service, cid, f"restarted {info['RestartCount']} time(s) during the stability window", c)
+
+
+def _fail(engine, service: str, cid: str, reason: str, c) -> None:
+    detail = ""
+    try:
+        info = engine.inspect(cid)
+        health_log = (info["State"].get("Health") or {}).get("Log") or []
+        if health_log and "healthcheck" in reason:
+            detail = f"; last check: {health_log[-1].get('Output', '').strip()[:200]}"
+        logs = engine.logs(cid, tail=10).strip()
+    except GenError:
+        logs = ""
+    raise ActivationFailed(f"service {service}", f"container {cid[:12]} {reason}{detail}", service=service,
+                           state=c.state if c else "missing", exit_status=c.exit_code if c else None, logs=logs)

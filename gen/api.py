@@ -1,0 +1,226 @@
+"""gen as a library: build, switch, rollback, recover, list. The CLI is a thin layer over this.
+
+    from gen.api import Gen
+    g = Gen()                          # state in $GEN_STATE_DIR or $XDG_STATE_HOME/gen
+    g.switch("examples/shop/gen.toml")
+
+Every mutating verb takes the profile lock, recovers an interrupted activation first, then runs one
+Activation. The engine is connected lazily so that read-only verbs (list) never import docker.
+"""
+from __future__ import annotations
+
+import os
+import re
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from gen.activate import Activation, Options, Progress, _no_progress, checkpoint
+from gen.compile import Compiled, compile_spec, load, profile_for, write
+from gen.errors import GenError, LockBusy, ProfileError, SpecError
+from store.errors import StoreError
+from gen.plan import Plan, plan
+from gen.profile import Generation, Profile, default_state_dir, list_profiles
+from gen.spec import Spec, load_spec
+from store import Store
+from store.errors import LockTimeout
+
+_HEX = re.compile(r"[0-9a-f]{4,64}")
+
+
+@dataclass(frozen=True)
+class Result:
+    profile: str
+    generation: int | None
+    manifest: str
+    plan: Plan | None
+    changed: bool                  # did anything on the engine or the pointer change
+    message: str
+    duration_s: float = 0.0
+
+
+class Gen:
+    def __init__(self, state_dir: str | os.PathLike | None = None, engine=None,
+                 options: Options = Options(), progress: Progress = _no_progress, lock_timeout: float = 30.0):
+        self.state_dir = Path(state_dir) if state_dir else default_state_dir()
+        self.store = Store(self.state_dir / "store")
+        self.options = options
+        self.progress = progress
+        self.lock_timeout = lock_timeout
+        self._engine = engine
+
+    @property
+    def engine(self):
+        if self._engine is None:
+            from gen.engine import Engine      # docker is imported only by verbs that need the engine
+            self._engine = Engine.from_env()
+        return self._engine
+
+    # -- build -----------------------------------------------------------------------------------
+    def compile(self, spec_path: str | os.PathLike, profile: str | None = None) -> Compiled:
+        """Parse, validate and compile a spec; resolve images on the engine. Writes nothing."""
+        spec = load_spec(spec_path)
+        name = profile_for(spec, profile)
+        Profile(self.state_dir, name)          # validates the profile name before any engine call
+        return compile_spec(spec, name, self.engine.image_id)
+
+    def build(self, spec_path: str | os.PathLike, profile: str | None = None) -> Compiled:
+        compiled = self.compile(spec_path, profile)
+        write(self.store, compiled)
+        return compiled
+
+    def resolve(self, target: str, profile: str | None = None) -> Compiled:
+        """A spec file is built; a (prefix of a) manifest hash is read from the store."""
+        if os.path.exists(target) or target.endswith((".toml", ".yaml", ".yml")):
+            return self.build(target, profile)
+        if not _HEX.fullmatch(target):
+            raise SpecError(target, "is neither a spec file nor a manifest hash")
+        compiled = load(self.store, self.store.resolve_prefix(target))
+        if profile and profile != compiled.manifest["profile"]:
+            raise SpecError(target, f"manifest belongs to profile {compiled.manifest['profile']!r}, not {profile!r} "
+                            "(build the spec with -p to deploy it under another profile)")
+        return compiled
+
+    # -- switch, rollback, recover ---------------------------------------------------------------
+    def switch(self, target: str, profile: str | None = None, dry_run: bool = False) -> Result:
+        compiled = self.resolve(target, profile)
+        prof = Profile(self.state_dir, compiled.manifest["profile"])
+        if dry_run:
+            return self._dry_run(prof, compiled)
+        with self._locked(prof):
+            self._recover_if_interrupted(prof)
+            return self._activate(prof, compiled, "switch", self._commit_switch(prof, compiled))
+
+    def rollback(self, profile: str | None = None, to: int | None = None, dry_run: bool = False) -> Result:
+        prof = self.profile(profile)
+        gen = self._rollback_target(prof, to)
+        compiled = load(self.store, gen.manifest)
+        if dry_run:
+            return self._dry_run(prof, compiled)
+        with self._locked(prof):
+            self._recover_if_interrupted(prof)
+            gen = self._rollback_target(prof, to)     # again: the history may have moved while we waited
+            return self._activate(prof, load(self.store, gen.manifest), "rollback",
+                                  lambda: (prof.set_current(gen.number), gen.number)[1])
+
+    def recover(self, profile: str | None = None) -> Result:
+        """Converge the engine on `current` (or on nothing, before the first generation)."""
+        prof = self.profile(profile)
+        with self._locked(prof):
+            journal = prof.journal()
+            result = self._converge(prof)
+            prof.end()
+            if journal:
+                return Result(**{**result.__dict__, "message": f"recovered an interrupted {journal['kind']} "
+                                 f"(pid {journal['pid']}); {result.message}"})
+            return result
+
+    # -- read-only -------------------------------------------------------------------------------
+    def profile(self, name: str | None) -> Profile:
+        if name:
+            return Profile(self.state_dir, name)
+        names = list_profiles(self.state_dir)
+        if len(names) == 1:
+            return Profile(self.state_dir, names[0])
+        raise ProfileError("profile", "none exists yet" if not names else
+                           f"several exist ({', '.join(names)}); choose one with -p NAME")
+
+    def generations(self, profile: str | None = None) -> tuple[Profile, list[Generation], int | None]:
+        prof = self.profile(profile)
+        if not prof.exists():
+            raise ProfileError(f"profile {prof.name}", "has no generations")
+        return prof, prof.generations(), prof.current_number()
+
+    # -- internals -------------------------------------------------------------------------------
+    @contextmanager
+    def _locked(self, prof: Profile):
+        lock = prof.lock()
+        started = time.monotonic()
+        try:
+            lock.acquire(self.lock_timeout)
+        except LockTimeout as e:
+            raise LockBusy(prof.name, e.holder_pid, round(time.monotonic() - started, 1)) from None
+        try:
+            yield
+        finally:
+            lock.release()
+
+    def _plan(self, prof: Profile, compiled: Compiled) -> Plan:
+        observed = self.engine.observe(prof.name)
+        known = {c.hash: self.store.get(c.hash) for c in observed if c.hash and self.store.has(c.hash)}
+        return plan(prof.name, compiled.services, observed, known)
+
+    def _dry_run(self, prof: Profile, compiled: Compiled) -> Result:
+        p = self._plan(prof, compiled)
+        current = prof.current()
+        return Result(prof.name, current.number if current else None, compiled.manifest_hash, p, False,
+                      "dry run: nothing was changed")
+
+    def _activate(self, prof: Profile, compiled: Compiled, kind: str, commit) -> Result:
+        started = time.monotonic()
+        current = prof.current()
+        p = self._plan(prof, compiled)
+        if p.is_noop and current and current.manifest == compiled.manifest_hash:
+            return Result(prof.name, current.number, compiled.manifest_hash, p, False,
+                          f"generation {current.number} is already current; nothing to do")
+        prof.begin(kind, current.number if current else None, compiled.manifest_hash, None)
+        checkpoint("journal written")
+        record = {"kind": kind, "from": current.number if current else None, "started": time.time()}
+        number_box: list[int] = []
+        try:
+            Activation(self.engine, compiled, p, self.options, self.progress).run(
+                lambda: number_box.append(commit()))
+        except (GenError, StoreError) as e:
+            if getattr(e, "restored", True):
+                prof.end()
+            prof.log_activation({**record, "to": compiled.manifest_hash[:12], "outcome": f"failed: {e}",
+                                 "duration_s": round(time.monotonic() - started, 3)})
+            raise
+        prof.end()
+        checkpoint("journal removed")
+        number = number_box[0]
+        duration = time.monotonic() - started
+        prof.log_activation({**record, "to": number, "outcome": "ok", "duration_s": round(duration, 3)})
+        message = f"generation {number} is now current" if number else "no generation is current; no containers run"
+        return Result(prof.name, number, compiled.manifest_hash, p, True, message, duration)
+
+    def _commit_switch(self, prof: Profile, compiled: Compiled):
+        def commit() -> int:
+            newest = prof.newest()
+            # Nix's rule: a new generation only when the manifest differs from the newest one.
+            gen = newest if newest and newest.manifest == compiled.manifest_hash else prof.append(
+                compiled.manifest_hash, len(compiled.services))
+            checkpoint("generation recorded")
+            prof.set_current(gen.number)
+            return gen.number
+        return commit
+
+    def _rollback_target(self, prof: Profile, to: int | None) -> Generation:
+        current = prof.current_number()
+        if to is not None:
+            return prof.get(to)
+        older = [n for n in prof.numbers() if current is None or n < current]
+        if not older:
+            raise ProfileError(f"profile {prof.name}",
+                               f"no generation older than {current} to roll back to" if current else "has no generations")
+        return prof.get(older[-1])
+
+    def _converge(self, prof: Profile) -> Result:
+        current = prof.current()
+        compiled = load(self.store, current.manifest) if current else _empty(prof.name)
+        return self._activate(prof, compiled, "recover", lambda: current.number if current else None)
+
+    def _recover_if_interrupted(self, prof: Profile) -> None:
+        journal = prof.journal()
+        if journal:
+            self.progress("", "recovering", f"an interrupted {journal['kind']} (pid {journal['pid']}) was found; "
+                          "converging on the current generation first")
+            self._converge(prof)
+            prof.end()
+            self.progress("", "recovered", "the engine matches the current generation again")
+
+
+def _empty(profile: str) -> Compiled:
+    return compile_spec(Spec(name=profile, services={}, volumes={}, source="<empty>"), profile, lambda *_: "")
+

@@ -1,0 +1,64 @@
+"""Compile a validated Spec into store objects: one per service, plus the manifest.
+
+The manifest's hash is the generation's identity. Everything here is deterministic: the same spec
+(keys in any order) and the same images give byte-identical objects, in any process, on any machine.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from gen.errors import SpecError
+from gen.spec import Spec
+from store import Store, hash_value
+
+MANIFEST_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class Compiled:
+    manifest_hash: str
+    manifest: dict
+    services: dict[str, tuple[str, dict]]     # name -> (object hash, service object)
+
+
+def profile_for(spec: Spec, profile: str | None) -> str:
+    if profile:
+        return profile
+    if spec.name:
+        return spec.name
+    raise SpecError("name", f"{spec.source} has no `name`; give one in the spec or pass -p NAME")
+
+
+def compile_spec(spec: Spec, profile: str, resolve_image: Callable[[str, str], str]) -> Compiled:
+    """resolve_image(ref, key_path) -> image ID; raises when the image is missing."""
+    services = {}
+    for name, svc in sorted(spec.services.items()):
+        obj = {"kind": "service", **svc, "image_id": resolve_image(svc["image"], f"services.{name}.image")}
+        services[name] = (hash_value(obj), obj)
+    manifest = {
+        "kind": "manifest",
+        "format": MANIFEST_FORMAT,
+        "profile": profile,
+        "services": {name: h for name, (h, _) in services.items()},
+        "volumes": {name: dict(opts) for name, opts in sorted(spec.volumes.items())},
+        "networks": {"default": {}},
+    }
+    return Compiled(hash_value(manifest), manifest, services)
+
+
+def write(store: Store, compiled: Compiled) -> str:
+    """Services first, manifest last: a manifest in the store always has its whole closure."""
+    for h, obj in compiled.services.values():
+        if store.put(obj) != h:
+            raise AssertionError("service object hash changed between compile and write")
+    return store.put(compiled.manifest)
+
+
+def load(store: Store, manifest_hash: str) -> Compiled:
+    """Read a manifest and its services back from the store (each verified against its hash)."""
+    manifest = store.get(manifest_hash)
+    if not isinstance(manifest, dict) or manifest.get("kind") != "manifest":
+        raise SpecError(manifest_hash[:12], "store object is not a manifest")
+    services = {name: (h, store.get(h)) for name, h in manifest["services"].items()}
+    return Compiled(manifest_hash, manifest, services)

@@ -1,0 +1,217 @@
+"""The Docker engine adapter: the only module that imports `docker`.
+
+It speaks gen's vocabulary (Observed containers, service objects) and translates every Docker error
+into gen's own errors at this boundary. Keep it small: observe, create, start, stop, remove, inspect,
+so that a second backend (Swarm, a fleet of remote engines) is a new module, not a rewrite.
+"""
+from __future__ import annotations
+
+import functools
+import re
+
+import docker
+import docker.errors
+import requests.exceptions
+from docker.types import Mount
+
+from gen.errors import EngineError, EngineUnavailable, ImageMissing
+from gen.naming import LABEL_HASH, LABEL_MANIFEST, LABEL_PROFILE, LABEL_REPLICA, LABEL_SERVICE, container_labels
+from gen.plan import Observed
+
+API_VERSION = "1.41"   # Docker 20.10; newer engines still serve it, and fixing it saves a round trip
+_EXITED = re.compile(r"Exited \((-?\d+)\)")
+_NS_PER_MS = 1_000_000
+
+
+def _translated(subject_of):
+    """Decorator: run a Docker call, turning Docker's exceptions into gen's errors about `subject`."""
+    def wrap(fn):
+        @functools.wraps(fn)
+        def inner(self, *args, **kwargs):
+            subject = subject_of(*args) if callable(subject_of) else subject_of
+            try:
+                return fn(self, *args, **kwargs)
+            except (requests.exceptions.ConnectionError, docker.errors.DockerException) as e:
+                raise _translate(subject, e) from None
+        return inner
+    return wrap
+
+
+def _translate(subject: str, e: Exception) -> Exception:
+    if isinstance(e, requests.exceptions.ConnectionError) or "Connection aborted" in str(e) \
+            or "No such file or directory" in str(e) and "sock" in str(e):
+        return EngineUnavailable("docker engine", f"not reachable ({_short(e)}); is dockerd running?")
+    if isinstance(e, docker.errors.APIError):
+        return EngineError(subject, e.explanation or str(e))
+    return EngineError(subject, _short(e))
+
+
+def _short(e: Exception) -> str:
+    return str(e).splitlines()[0][:300] if str(e) else type(e).__name__
+
+
+class Engine:
+    """A connection to one Docker engine."""
+
+    def __init__(self, client: docker.APIClient):
+        self.api = client
+
+    @classmethod
+    def from_env(cls, timeout: float = 120) -> "Engine":
+        try:
+            kwargs = docker.utils.kwargs_from_env()
+            client = docker.APIClient(version=API_VERSION, timeout=timeout, max_pool_size=32, **kwargs)
+            client.ping()
+        except (requests.exceptions.RequestException, docker.errors.DockerException) as e:
+            raise EngineUnavailable("docker engine", f"not reachable ({_short(e)}); is dockerd running?") from None
+        return cls(client)
+
+    # -- images ---------------------------------------------------------------------------------
+    def image_id(self, ref: str, subject: str) -> str:
+        """The engine's ID for an image reference; ImageMissing when absent (nothing is pulled)."""
+        try:
+            return self.api.inspect_image(ref)["Id"]
+        except docker.errors.ImageNotFound:
+            raise ImageMissing(subject, ref) from None
+        except docker.errors.NotFound:
+            raise ImageMissing(subject, ref) from None
+        except (requests.exceptions.ConnectionError, docker.errors.DockerException) as e:
+            raise _translate(subject, e) from None
+
+    # -- observation ----------------------------------------------------------------------------
+    @_translated("docker engine")
+    def observe(self, profile: str) -> list[Observed]:
+        """Every container labelled with this profile, in one engine call."""
+        rows = self.api.containers(all=True, filters={"label": [f"{LABEL_PROFILE}={profile}"]})
+        return [_observed(r) for r in rows]
+
+    @_translated(lambda cid: f"container {cid[:12]}")
+    def inspect(self, cid: str) -> dict:
+        return self.api.inspect_container(cid)
+
+    @_translated(lambda cid, *_: f"container {cid[:12]}")
+    def logs(self, cid: str, tail: int = 10) -> str:
+        return self.api.logs(cid, stdout=True, stderr=True, tail=tail).decode("utf-8", "replace")
+
+    # -- networks and volumes -------------------------------------------------------------------
+    @_translated(lambda name, *_: f"network {name}")
+    def ensure_network(self, name: str, labels: dict[str, str]) -> None:
+        if not any(n["Name"] == name for n in self.api.networks(names=[name])):
+            try:
+                self.api.create_network(name, driver="bridge", labels=labels, check_duplicate=True)
+            except docker.errors.APIError as e:
+                if e.status_code != 409:     # created concurrently by another process: fine
+                    raise
+
+    @_translated(lambda name, *_: f"volume {name}")
+    def ensure_volume(self, name: str, labels: dict[str, str]) -> None:
+        try:
+            self.api.inspect_volume(name)
+        except docker.errors.NotFound:
+            self.api.create_volume(name, labels=labels)
+
+    @_translated(lambda name: f"network {name}")
+    def remove_network(self, name: str) -> None:
+        for n in self.api.networks(names=[name]):
+            if n["Name"] == name:
+                self.api.remove_network(n["Id"])
+
+    # -- containers -----------------------------------------------------------------------------
+    @_translated(lambda *a: f"service {a[1]}")
+    def create(self, profile: str, service: str, obj: dict, h: str, manifest: str, replica: int,
+               name: str, network: str, volumes: dict[str, str]) -> str:
+        """Create (not start) a container for one replica of a service object; returns its id."""
+        host_config = self.api.create_host_config(
+            port_bindings=_port_bindings(obj["ports"]),
+            mounts=[_mount(v, volumes) for v in obj["volumes"]],
+            restart_policy=_restart_policy(obj["restart"]),
+            network_mode=network,
+        )
+        networking = self.api.create_networking_config(
+            {network: self.api.create_endpoint_config(aliases=[service])})
+        created = self.api.create_container(
+            image=obj["image_id"], name=name, command=obj["command"], entrypoint=obj["entrypoint"],
+            environment=obj["env"], labels=container_labels(profile, service, h, manifest, replica),
+            ports=[(p["container_port"], p["protocol"]) for p in obj["ports"]],
+            healthcheck=_healthcheck(obj["healthcheck"]), host_config=host_config,
+            networking_config=networking, stop_timeout=_grace_seconds(obj["stop_grace_ms"]),
+            hostname=None, detach=True)
+        return created["Id"]
+
+    @_translated(lambda cid: f"container {cid[:12]}")
+    def start(self, cid: str) -> None:
+        self.api.start(cid)
+
+    @_translated(lambda cid, *_: f"container {cid[:12]}")
+    def stop(self, cid: str, grace_ms: int) -> None:
+        try:
+            self.api.stop(cid, timeout=_grace_seconds(grace_ms))
+        except docker.errors.NotFound:
+            pass
+
+    @_translated(lambda cid: f"container {cid[:12]}")
+    def remove(self, cid: str) -> None:
+        """Remove a container. v=False: anonymous volumes are data too, never deleted by gen."""
+        try:
+            self.api.remove_container(cid, force=True, v=False)
+        except docker.errors.NotFound:
+            pass
+
+
+def _observed(row: dict) -> Observed:
+    labels = row.get("Labels") or {}
+    status = row.get("Status") or ""
+    exited = _EXITED.search(status)
+    return Observed(
+        id=row["Id"], name=(row.get("Names") or ["/?"])[0].lstrip("/"),
+        service=labels.get(LABEL_SERVICE, ""), hash=labels.get(LABEL_HASH, ""),
+        replica=int(labels.get(LABEL_REPLICA, "1") or 1), manifest=labels.get(LABEL_MANIFEST, ""),
+        state=row.get("State", ""), health=_health(status),
+        exit_code=int(exited.group(1)) if exited else None, image_id=row.get("ImageID", ""),
+        host_ports=frozenset((p.get("IP", ""), p["PublicPort"], p.get("Type", "tcp"))
+                             for p in row.get("Ports") or [] if p.get("PublicPort")),
+    )
+
+
+def _health(status: str) -> str | None:
+    if "(healthy)" in status:
+        return "healthy"
+    if "(unhealthy)" in status:
+        return "unhealthy"
+    if "(health: starting)" in status:
+        return "starting"
+    return None
+
+
+def _port_bindings(ports: list[dict]) -> dict:
+    bindings: dict[str, list] = {}
+    for p in ports:
+        target = (p["host_ip"], p["host_port"]) if p["host_ip"] else p["host_port"]
+        bindings.setdefault(f"{p['container_port']}/{p['protocol']}", []).append(target)
+    return bindings
+
+
+def _mount(v: dict, volumes: dict[str, str]) -> Mount:
+    source = volumes[v["source"]] if v["type"] == "volume" else v["source"]
+    return Mount(target=v["target"], source=source, type=v["type"], read_only=v["read_only"])
+
+
+def _restart_policy(restart: str) -> dict:
+    name, _, count = restart.partition(":")
+    policy = {"Name": name}
+    if count:
+        policy["MaximumRetryCount"] = int(count)
+    return policy
+
+
+def _healthcheck(hc: dict | None) -> dict | None:
+    if hc is None:
+        return None
+    return {"test": hc["test"], "interval": hc["interval_ms"] * _NS_PER_MS,
+            "timeout": hc["timeout_ms"] * _NS_PER_MS, "retries": hc["retries"],
+            "start_period": hc["start_period_ms"] * _NS_PER_MS}
+
+
+def _grace_seconds(ms: int) -> int:
+    # Docker's stop timeout is whole seconds; round up so a grace period is never cut short.
+    return -(-ms // 1000)

@@ -1,0 +1,188 @@
+"""The planner: a pure function from (desired manifest, observed containers) to a Plan.
+
+No Docker, no I/O. Every step carries the reason it exists, so `--dry-run` and error messages can
+explain themselves, and the table tests in tests/test_plan.py pin the behaviour down.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from gen.naming import container_name
+from gen.spec import start_order
+
+RUNNING_STATES = frozenset({"running"})
+
+
+@dataclass(frozen=True)
+class Observed:
+    """One gen-labelled container as the engine reports it."""
+    id: str
+    name: str
+    service: str
+    hash: str
+    replica: int
+    state: str                      # created | running | restarting | paused | exited | dead | removing
+    health: str | None = None       # healthy | unhealthy | starting | None (no healthcheck)
+    exit_code: int | None = None
+    image_id: str = ""
+    manifest: str = ""
+    host_ports: frozenset = frozenset()   # {(ip, port, protocol)} currently bound (running containers only)
+
+    @property
+    def running(self) -> bool:
+        return self.state in RUNNING_STATES
+
+
+@dataclass(frozen=True)
+class NewContainer:
+    name: str
+    service: str
+    hash: str
+    replica: int
+
+
+@dataclass(frozen=True)
+class Step:
+    """What happens to one service. Ids refer to observed containers."""
+    service: str
+    action: str                     # keep | create | replace | repair | remove
+    reason: str
+    level: int | None = None        # dependency level; None for removed services
+    strategy: str | None = None     # start-first | stop-first, when something new starts
+    create: tuple[NewContainer, ...] = ()
+    start: tuple[str, ...] = ()         # stopped containers of the desired hash, started again
+    stop_before: tuple[str, ...] = ()   # old containers stopped before the new ones start
+    remove_after: tuple[str, ...] = ()  # old containers removed once the generation is committed
+
+
+@dataclass(frozen=True)
+class Plan:
+    profile: str
+    steps: tuple[Step, ...]
+    levels: tuple[tuple[str, ...], ...] = field(default=())
+
+    @property
+    def is_noop(self) -> bool:
+        return all(s.action == "keep" for s in self.steps)
+
+    def step(self, service: str) -> Step:
+        return next(s for s in self.steps if s.service == service)
+
+    def by_level(self) -> list[list[Step]]:
+        """Steps that start something, grouped by dependency level (empty levels dropped)."""
+        groups: list[list[Step]] = []
+        for level in self.levels:
+            group = [self.step(name) for name in level if self.step(name).create or self.step(name).start]
+            if group:
+                groups.append(group)
+        return groups
+
+    @property
+    def to_remove(self) -> tuple[str, ...]:
+        return tuple(cid for s in self.steps for cid in s.remove_after)
+
+
+def plan(profile: str, services: dict[str, tuple[str, dict]], observed: list[Observed],
+         known: dict[str, dict] | None = None) -> Plan:
+    """services: service name -> (object hash, service object); observed: the profile's containers;
+    known: service objects by hash for old containers, only used to explain what changed."""
+    levels = tuple(tuple(level) for level in start_order({n: obj for n, (_, obj) in services.items()}))
+    level_of = {name: i for i, level in enumerate(levels) for name in level}
+    by_service: dict[str, list[Observed]] = {}
+    for c in observed:
+        by_service.setdefault(c.service, []).append(c)
+
+    steps = [_service_step(profile, name, h, obj, by_service.get(name, []), level_of[name],
+                           known or {})
+             for name, (h, obj) in sorted(services.items())]
+    steps += [_removal_step(name, cs) for name, cs in sorted(by_service.items()) if name not in services]
+    steps = _stop_conflicting_old(steps, services, observed)
+    return Plan(profile=profile, steps=tuple(steps), levels=levels)
+
+
+def _service_step(profile: str, name: str, h: str, obj: dict, existing: list[Observed], level: int,
+                  known: dict[str, dict]) -> Step:
+    wanted = {container_name(profile, name, h, i, obj["replicas"]): i for i in range(1, obj["replicas"] + 1)}
+    current = {c.name: c for c in existing if c.hash == h and c.name in wanted and _same_image(c, obj)}
+    stale = [c for c in existing if c.name not in current]
+    missing = [NewContainer(n, name, h, i) for n, i in wanted.items() if n not in current]
+    stopped = [c for c in current.values() if not c.running]
+    if not missing and not stopped and not stale:
+        return Step(name, "keep", "unchanged", level)
+    changed = any(c.hash != h for c in stale)
+    action = "create" if not existing else ("replace" if changed else "repair")
+    return Step(name, action, _why(existing, h, obj, missing, stopped, stale, known), level,
+                strategy=obj["update"], create=tuple(missing), start=tuple(sorted(c.id for c in stopped)),
+                stop_before=tuple(sorted(c.id for c in stale if c.running)) if obj["update"] == "stop-first" else (),
+                remove_after=tuple(sorted(c.id for c in stale)))
+
+
+def _same_image(c: Observed, obj: dict) -> bool:
+    # A container whose image differs from what its labels claim was changed behind gen's back.
+    return not c.image_id or c.image_id == obj["image_id"]
+
+
+def _why(existing, h, obj, missing, stopped, stale, known) -> str:
+    if not existing:
+        return "missing"
+    old_hashes = sorted({c.hash for c in stale if c.hash != h})
+    if old_hashes:
+        old = known.get(old_hashes[0])
+        if old is None:
+            return "changed"
+        keys = sorted(k for k in obj.keys() | old.keys() if obj.get(k) != old.get(k))
+        return "image changed" if "image_id" in keys else f"{', '.join(keys) or 'definition'} changed"
+    parts = []
+    if stale:
+        parts.append("container changed outside gen")
+    if missing:
+        parts.append(f"{len(missing)} of {obj['replicas']} container(s) missing")
+    if stopped:
+        parts.append(f"{len(stopped)} container(s) not running")
+    return ", ".join(parts)
+
+
+def _removal_step(name: str, containers: list[Observed]) -> Step:
+    return Step(name, "remove", "not in the generation", remove_after=tuple(sorted(c.id for c in containers)))
+
+
+def _stop_conflicting_old(steps: list[Step], services: dict, observed: list[Observed]) -> list[Step]:
+    """An old container holding a host port that a new container needs must stop first.
+
+    This is what forces start-first to stop-first when old and new share a host port, and it also
+    covers a port that moves from one service to another, or a port held by an aborted activation.
+    """
+    leaving = {cid for s in steps for cid in s.remove_after}
+    by_id = {c.id: c for c in observed}
+    claimed: set[str] = set()
+    for s in steps:
+        claimed.update(s.stop_before)
+    out = []
+    for s in sorted(steps, key=lambda s: (s.level is None, s.level or 0, s.service)):
+        if not (s.create or s.start):
+            out.append(s)
+            continue
+        wanted = _ports_of(services[s.service][1])
+        conflicts = sorted(cid for cid in leaving - claimed
+                           if by_id[cid].running and _overlap(wanted, by_id[cid].host_ports))
+        if conflicts:
+            claimed.update(conflicts)
+            s = Step(**{**s.__dict__, "stop_before": tuple(sorted(set(s.stop_before) | set(conflicts))),
+                        "strategy": "stop-first"})
+            if services[s.service][1]["update"] == "start-first":
+                s = Step(**{**s.__dict__, "reason": f"{s.reason}; stop-first: host port in use by old container"})
+        out.append(s)
+    return sorted(out, key=lambda s: (s.action == "remove", s.service))
+
+
+def _ports_of(obj: dict) -> frozenset:
+    return frozenset((p["host_ip"], p["host_port"], p["protocol"]) for p in obj["ports"])
+
+
+def _overlap(a: frozenset, b: frozenset) -> bool:
+    wildcard = {"", "0.0.0.0", "::"}
+    for ip1, port1, proto1 in a:
+        for ip2, port2, proto2 in b:
+            if port1 == port2 and proto1 == proto2 and (ip1 == ip2 or ip1 in wildcard or ip2 in wildcard):
+                return True
+    return False

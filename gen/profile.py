@@ -1,0 +1,153 @@
+"""Profiles: a named deployment history on one engine.
+
+On disk, under `<state>/profiles/<name>/`:
+  generations/<N>.json   one record per generation: number, manifest hash, creation time (immutable)
+  current                symlink to generations/<N>.json; flipping it is the single commit point
+  lock                   flock'ed by whoever mutates the profile (holds the holder's pid)
+  journal.json           present while an activation is in flight (pid, from, to)
+  activations.log        one JSON line per activation: what, from, to, outcome, duration
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from gen.errors import ProfileError
+from gen.spec import NAME_RE
+from store import FileLock, atomic_symlink, atomic_write, read_link
+from store.fsutil import ensure_dir
+
+
+def default_state_dir() -> Path:
+    env = os.environ.get("GEN_STATE_DIR")
+    if env:
+        return Path(env)
+    xdg = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
+    return Path(xdg) / "gen"
+
+
+@dataclass(frozen=True)
+class Generation:
+    number: int
+    manifest: str
+    created: str            # ISO 8601, UTC
+    services: int = 0
+
+    def to_json(self, current: bool) -> dict:
+        return {"generation": self.number, "hash": self.manifest, "created": self.created,
+                "current": current, "services": self.services}
+
+
+class Profile:
+    def __init__(self, state_dir: Path, name: str):
+        if not NAME_RE.fullmatch(name):
+            raise ProfileError(f"profile {name!r}", "invalid name (use [a-z0-9][a-z0-9_.-]*, at most 63 characters)")
+        self.name = name
+        self.path = Path(state_dir) / "profiles" / name
+        self._generations = self.path / "generations"
+        self._current = self.path / "current"
+        self._journal = self.path / "journal.json"
+        self._log = self.path / "activations.log"
+
+    def exists(self) -> bool:
+        return self._generations.is_dir()
+
+    # -- generations ----------------------------------------------------------------------------
+    def numbers(self) -> list[int]:
+        try:
+            names = os.listdir(self._generations)
+        except FileNotFoundError:
+            return []
+        return sorted(int(n[:-5]) for n in names if n.endswith(".json") and n[:-5].isdigit())
+
+    def get(self, number: int) -> Generation:
+        try:
+            data = json.loads((self._generations / f"{number}.json").read_bytes())
+        except FileNotFoundError:
+            raise ProfileError(f"profile {self.name}", f"has no generation {number}") from None
+        return Generation(data["generation"], data["manifest"], data["created"], data.get("services", 0))
+
+    def generations(self) -> list[Generation]:
+        return [self.get(n) for n in self.numbers()]
+
+    def newest(self) -> Generation | None:
+        numbers = self.numbers()
+        return self.get(numbers[-1]) if numbers else None
+
+    def current_number(self) -> int | None:
+        target = read_link(self._current)
+        return int(Path(target).stem) if target else None
+
+    def current(self) -> Generation | None:
+        n = self.current_number()
+        return self.get(n) if n is not None else None
+
+    def append(self, manifest: str, services: int) -> Generation:
+        """Record a new generation (caller holds the lock). Numbers only grow."""
+        newest = self.newest()
+        gen = Generation((newest.number + 1) if newest else 1, manifest,
+                         datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z"), services)
+        ensure_dir(self._generations)
+        atomic_write(self._generations / f"{gen.number}.json",
+                     _dumps({"generation": gen.number, "manifest": gen.manifest, "created": gen.created,
+                             "services": services}))
+        return gen
+
+    def set_current(self, number: int) -> None:
+        """The commit point: an atomic symlink swap."""
+        atomic_symlink(f"generations/{number}.json", self._current)
+
+    def delete_generation(self, number: int) -> None:
+        if number == self.current_number():
+            raise ProfileError(f"profile {self.name}", f"generation {number} is current and cannot be deleted")
+        (self._generations / f"{number}.json").unlink(missing_ok=True)
+
+    # -- locking and the activation journal ------------------------------------------------------
+    def lock(self) -> FileLock:
+        ensure_dir(self.path)
+        return FileLock(self.path / "lock")
+
+    def begin(self, kind: str, from_gen: int | None, to_manifest: str, to_gen: int | None) -> None:
+        record = {"pid": os.getpid(), "kind": kind, "from": from_gen, "to": to_manifest,
+                  "to_generation": to_gen, "started": time.time()}
+        atomic_write(self._journal, _dumps(record), mode=0o600)
+
+    def journal(self) -> dict | None:
+        try:
+            return json.loads(self._journal.read_bytes())
+        except FileNotFoundError:
+            return None
+        except ValueError:
+            return {"pid": None, "kind": "unknown", "from": None, "to": None, "to_generation": None}
+
+    def end(self) -> None:
+        self._journal.unlink(missing_ok=True)
+
+    def log_activation(self, record: dict) -> None:
+        ensure_dir(self.path)
+        with open(self._log, "a", encoding="utf-8") as f:
+            f.write(json.dumps(record, sort_keys=True) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+
+    def activations(self) -> list[dict]:
+        try:
+            lines = self._log.read_text(encoding="utf-8").splitlines()
+        except FileNotFoundError:
+            return []
+        return [json.loads(line) for line in lines if line.strip().startswith("{")]
+
+
+def list_profiles(state_dir: Path) -> list[str]:
+    try:
+        return sorted(p for p in os.listdir(Path(state_dir) / "profiles") if NAME_RE.fullmatch(p))
+    except FileNotFoundError:
+        return []
+
+
+def _dumps(record: dict) -> bytes:
+    return (json.dumps(record, sort_keys=True) + "\n").encode()

@@ -1,0 +1,21 @@
+# gen's recipes. `pip install rust-just` brings `just`; every recipe sets up what it needs itself.
+set shell := ["bash", "-euo", "pipefail", "-c"]
+
+venv := ".venv"
+py := venv + "/bin/python"
+
+# Show the recipes
+default:
+    @just --list
+
+# Virtualenv with gen and its test dependencies, a running Docker engine, the local test images
+setup:
+    scripts/setup
+
+# build -> switch -> change -> switch -> rollback -> list, on the real engine
+demo: setup
+    PATH="$PWD/{{venv}}/bin:$PATH" scripts/demo
+
+# The whole test suite on the real engine (extra arguments go to pytest)
+test *ARGS: setup
+    {{py}} -m pytest -q {{ARGS}}
