@@ -1,0 +1,213 @@
+"""Crash-safe file primitives: atomic writes, atomic symlink swaps, directory creation, locks.
+
+Every write goes to a uniquely named temp file in the target's directory and is renamed
+into place, so a reader sees the old content or the new, never a mix, and concurrent
+writers never share a temp file. Temp names start with TEMP_PREFIX so scanners can skip
+them. OSErrors from writes surface as StateUnwritable.
+"""
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import secrets
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from store.errors import LockTimeout, StateUnwritable, StoreError
+
+TEMP_PREFIX = ".tmp-"
+
+
+def _temp_name(path: Path) -> Path:
+    return path.with_name(f"{TEMP_PREFIX}{path.name}-{os.getpid()}-{secrets.token_hex(4)}")
+
+
+def atomic_write(path: Path | str, data: bytes, mode: int = 0o444) -> None:
+    """Replace `path` with `data`, durably: after return the new content survives a crash."""
+    path = Path(path)
+    temp = _temp_name(path)
+    try:
+        # O_EXCL: on a (vanishingly unlikely) name collision, fail instead of sharing a file;
+        # and since we did not create it, it is not ours to remove below.
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    except OSError as exc:
+        raise StateUnwritable.from_os_error(path, exc) from exc
+    try:
+        _write_synced(fd, data, mode)
+        os.replace(temp, path)
+    except BaseException as exc:
+        _remove_quietly(temp)
+        if isinstance(exc, OSError):
+            raise StateUnwritable.from_os_error(path, exc) from exc
+        raise
+    fsync_dir(path.parent)  # makes the rename itself durable
+
+
+def _write_synced(fd: int, data: bytes, mode: int) -> None:
+    """Write all of `data`, flush it to disk, set `mode`, and close `fd`."""
+    with os.fdopen(fd, "wb") as file:
+        file.write(data)
+        file.flush()
+        os.fsync(file.fileno())
+        os.fchmod(file.fileno(), mode)
+
+
+def _remove_quietly(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        os.unlink(path)
+
+
+def fsync_dir(path: Path | str) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        raise StateUnwritable.from_os_error(path, exc) from exc
+
+
+def atomic_symlink(target: str, link: Path | str) -> None:
+    """Point `link` at `target` in one rename: readers see the old target or the new one.
+
+    This is the deployer's commit point. rename(2) replaces a symlink itself (it never
+    follows it), and the directory fsync makes the switch survive a crash.
+    """
+    link = Path(link)
+    temp = _temp_name(link)
+    try:
+        os.symlink(target, temp)
+        os.replace(temp, link)
+    except BaseException as exc:
+        _remove_quietly(temp)
+        if isinstance(exc, OSError):
+            raise StateUnwritable.from_os_error(link, exc) from exc
+        raise
+    fsync_dir(link.parent)
+
+
+def read_link(link: Path | str) -> str | None:
+    """The target of `link`, or None if it does not exist."""
+    try:
+        return os.readlink(link)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:  # EINVAL: something other than a symlink sits there
+        raise StoreError(str(link), f"cannot read link: {exc.strerror}") from exc
+
+
+def ensure_dir(path: Path | str, mode: int = 0o700) -> Path:
+    """Create `path` and any missing parents with `mode`; existing directories are left alone.
+
+    Each new directory's parent is fsynced: otherwise a crash could lose the directory
+    entry, and with it every file already durably written inside.
+    """
+    path = Path(path)
+    missing = []
+    for ancestor in [path, *path.parents]:
+        if ancestor.is_dir():
+            break
+        missing.append(ancestor)
+    for directory in reversed(missing):
+        _make_dir(directory, mode)
+    return path
+
+
+def _make_dir(directory: Path, mode: int) -> None:
+    try:
+        os.mkdir(directory, mode)
+    except FileExistsError:
+        if directory.is_dir():  # a concurrent creator won the race: fine
+            return
+        raise StateUnwritable(directory, "exists but is not a directory") from None
+    except OSError as exc:
+        raise StateUnwritable.from_os_error(directory, exc) from exc
+    os.chmod(directory, mode)  # mkdir's mode is filtered by the umask; we mean it exactly
+    fsync_dir(directory.parent)
+
+
+class FileLock:
+    """An exclusive flock(2) on a lock file.
+
+    The kernel lock is the truth: it dies with its holder, so a lock is never stale. The
+    pid written into the file only names the holder in error messages. The file is never
+    deleted (deleting it would let two processes lock two different files).
+
+    The descriptor is close-on-exec, so exec'd children do not inherit the lock. Use
+    `with FileLock(path).held(timeout):` or call acquire()/release() explicitly.
+    """
+
+    POLL_S = 0.05
+
+    def __init__(self, path: Path | str):
+        self.path = Path(path)
+        self._fd: int | None = None  # open exactly while the lock is held
+
+    def try_acquire(self) -> bool:
+        """Take the lock if free; never waits."""
+        if self._fd is not None:
+            raise StoreError(f"lock {self.path}", "already held by this FileLock")
+        fd = self._open()
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return False
+        self._fd = fd
+        self._record_pid(fd)
+        return True
+
+    def acquire(self, timeout: float) -> None:
+        """Wait up to `timeout` seconds for the lock; raise LockTimeout naming the holder."""
+        started = time.monotonic()
+        while not self.try_acquire():
+            waited = time.monotonic() - started
+            if waited >= timeout:
+                raise LockTimeout(self.path, self.holder_pid(), waited)
+            time.sleep(min(self.POLL_S, timeout - waited))
+
+    def release(self) -> None:
+        if self._fd is None:
+            return
+        # Clear the pid first so nobody blames us for a lock we no longer hold.
+        with contextlib.suppress(OSError):
+            os.ftruncate(self._fd, 0)
+        os.close(self._fd)  # closing the descriptor drops the flock
+        self._fd = None
+
+    @property
+    def is_held(self) -> bool:
+        return self._fd is not None
+
+    @contextlib.contextmanager
+    def held(self, timeout: float) -> Iterator[FileLock]:
+        self.acquire(timeout)
+        try:
+            yield self
+        finally:
+            self.release()
+
+    def holder_pid(self) -> int | None:
+        """The pid recorded by the current holder, or None if unknown."""
+        try:
+            text = self.path.read_text(encoding="ascii").strip()
+        except (OSError, UnicodeDecodeError):
+            return None
+        return int(text) if text.isdigit() else None
+
+    def _open(self) -> int:
+        try:
+            return os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        except OSError as exc:
+            raise StateUnwritable.from_os_error(self.path, exc) from exc
+
+    @staticmethod
+    def _record_pid(fd: int) -> None:
+        # Informational only, so a failed write must not cost us the lock we hold.
+        # Raw descriptor writes are unbuffered: readers see the pid as soon as this returns.
+        with contextlib.suppress(OSError):
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)
