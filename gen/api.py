@@ -42,12 +42,14 @@ class Result:
 
 class Gen:
     def __init__(self, state_dir: str | os.PathLike | None = None, engine=None,
-                 options: Options = Options(), progress: Progress = _no_progress, lock_timeout: float = 30.0):
+                 options: Options = Options(), progress: Progress = _no_progress, lock_timeout: float = 30.0,
+                 on_plan=None):
         self.state_dir = Path(state_dir) if state_dir else default_state_dir()
         self.store = Store(self.state_dir / "store")
         self.options = options
         self.progress = progress
         self.lock_timeout = lock_timeout
+        self.on_plan = on_plan or (lambda plan: None)     # told the plan just before it is executed
         self._engine = engine
 
     @property
@@ -164,6 +166,7 @@ class Gen:
         if p.is_noop and current and current.manifest == compiled.manifest_hash:
             return Result(prof.name, current.number, compiled.manifest_hash, p, False,
                           f"generation {current.number} is already current; nothing to do")
+        self.on_plan(p)
         prof.begin(kind, current.number if current else None, compiled.manifest_hash, None)
         checkpoint("journal written")
         record = {"kind": kind, "from": current.number if current else None, "started": time.time()}

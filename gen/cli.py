@@ -31,7 +31,8 @@ def _gen(state_dir: Optional[Path], timeout: float = 60.0, lock_timeout: float =
     from gen.activate import Options
     from gen.api import Gen
     return Gen(state_dir, options=Options(timeout_s=timeout), lock_timeout=lock_timeout,
-               progress=_no_output if quiet else _print_progress)
+               progress=_no_output if quiet else _print_progress,
+               on_plan=None if quiet else lambda plan: print(_render_plan(plan), file=sys.stderr, flush=True))
 
 
 def _print_progress(service: str, phase: str, detail: str = "") -> None:
@@ -114,8 +115,8 @@ def list_(profile: Optional[str] = ProfileOpt, state_dir: Optional[Path] = State
 
 
 def _render_result(result, dry_run: bool, quiet: bool) -> None:
-    if (dry_run or not quiet) and result.plan is not None:
-        print(_render_plan(result.plan), file=sys.stderr if not dry_run else sys.stdout)
+    if dry_run and result.plan is not None:
+        print(_render_plan(result.plan))
     print(result.message + ("" if dry_run else f" ({result.manifest[:12]})"))
 
 

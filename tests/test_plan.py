@@ -1,0 +1,128 @@
+"""The planner is pure: table cases, no Docker."""
+from __future__ import annotations
+
+import pytest
+
+from gen.naming import container_name
+from gen.plan import Observed, plan
+
+P = "shop"
+
+
+def svc(name, *, image="sha256:a", env=None, replicas=1, update="start-first", ports=(), depends_on=()):
+    return {"name": name, "image": "img", "image_id": image, "command": None, "entrypoint": None,
+            "env": env or {}, "ports": [{"host_ip": "127.0.0.1", "host_port": p, "container_port": 80,
+                                         "protocol": "tcp"} for p in ports],
+            "volumes": [], "depends_on": list(depends_on), "replicas": replicas, "update": update,
+            "stop_grace_ms": 0, "restart": "no", "healthcheck": None}
+
+
+def desired(*objs):
+    # Distinct hashes per distinct definition, like the real compile step.
+    return {o["name"]: (f"h-{o['name']}-{o['image_id']}-{sorted(o['env'].items())}-{o['replicas']}-{o['ports']}", o)
+            for o in objs}
+
+
+def running(services, name, *, state="running", replica=None, ports=(), cid=None, image=None):
+    h, obj = services[name]
+    replica = replica or 1
+    return Observed(id=cid or f"id-{name}-{replica}", name=container_name(P, name, h, replica, obj["replicas"]),
+                    service=name, hash=h, replica=replica, state=state, image_id=image or obj["image_id"],
+                    host_ports=frozenset(("127.0.0.1", p, "tcp") for p in ports))
+
+
+def old(name, h="old", *, state="running", ports=(), cid=None):
+    return Observed(id=cid or f"old-{name}", name=f"{P}-{name}-{h[:12]}", service=name, hash=h, replica=1,
+                    state=state, host_ports=frozenset(("127.0.0.1", p, "tcp") for p in ports))
+
+
+def actions(p):
+    return {s.service: (s.action, s.reason) for s in p.steps}
+
+
+ONE = desired(svc("web"))
+TWO = desired(svc("db"), svc("web", depends_on=["db"]))
+
+
+@pytest.mark.parametrize("services, observed, expected", [
+    (ONE, [], {"web": ("create", "missing")}),
+    (ONE, [running(ONE, "web")], {"web": ("keep", "unchanged")}),
+    (ONE, [running(ONE, "web", state="exited")], {"web": ("repair", "1 container(s) not running")}),
+    (ONE, [old("web")], {"web": ("replace", "changed")}),
+    (ONE, [running(ONE, "web"), old("gone")], {"web": ("keep", "unchanged"), "gone": ("remove", "not in the generation")}),
+    (ONE, [running(ONE, "web", image="sha256:other")], {"web": ("repair", "container changed outside gen, 1 of 1 container(s) missing")}),
+    ({}, [old("web")], {"web": ("remove", "not in the generation")}),
+    ({}, [], {}),
+], ids=["first", "unchanged", "exited", "changed", "extra", "tampered", "empty-spec", "nothing"])
+def test_actions_and_reasons(services, observed, expected):
+    assert actions(plan(P, services, observed)) == expected
+
+
+def test_reason_names_the_changed_fields_when_the_old_object_is_known():
+    new = desired(svc("web", env={"A": "2"}))
+    p = plan(P, new, [old("web", "h-old")], known={"h-old": svc("web", env={"A": "1"})})
+    assert p.step("web").reason == "env changed"
+    p = plan(P, new, [old("web", "h-old")], known={"h-old": svc("web", image="sha256:b", env={"A": "2"})})
+    assert p.step("web").reason == "image changed"
+
+
+def test_noop_only_when_everything_is_kept():
+    assert plan(P, ONE, [running(ONE, "web")]).is_noop
+    assert not plan(P, ONE, []).is_noop
+    assert not plan(P, ONE, [running(ONE, "web"), old("gone")]).is_noop
+
+
+def test_levels_follow_dependencies_and_only_changed_services_start():
+    p = plan(P, TWO, [running(TWO, "db")])
+    assert p.levels == (("db",), ("web",))
+    assert [[s.service for s in level] for level in p.by_level()] == [["web"]]
+
+
+def test_replicas_create_one_container_each_with_distinct_names():
+    s = desired(svc("pool", replicas=3))
+    p = plan(P, s, [running(s, "pool", replica=2)])
+    step = p.step("pool")
+    assert step.action == "repair" and [c.replica for c in step.create] == [1, 3]
+    assert len({c.name for c in step.create}) == 2
+
+
+def test_stop_first_stops_the_old_containers_before_starting():
+    s = desired(svc("web", update="stop-first"))
+    step = plan(P, s, [old("web")]).step("web")
+    assert step.stop_before == ("old-web",) and step.remove_after == ("old-web",)
+
+
+def test_start_first_leaves_old_running_until_commit():
+    step = plan(P, ONE, [old("web")]).step("web")
+    assert step.strategy == "start-first" and step.stop_before == () and step.remove_after == ("old-web",)
+
+
+@pytest.mark.parametrize("old_ports, new_ports, forced", [
+    ((8080,), (8080,), True),
+    ((8080,), (8081,), False),
+    ((), (8080,), False),
+])
+def test_shared_host_port_forces_stop_first(old_ports, new_ports, forced):
+    s = desired(svc("web", ports=new_ports))
+    step = plan(P, s, [old("web", ports=old_ports)]).step("web")
+    assert (step.strategy == "stop-first") is forced
+    assert (step.stop_before == ("old-web",)) is forced
+
+
+def test_port_moving_to_another_service_stops_its_old_holder_first():
+    s = desired(svc("front", ports=[8080]))
+    p = plan(P, s, [old("web", ports=(8080,))])
+    assert p.step("front").stop_before == ("old-web",)
+    assert p.step("web").action == "remove"
+
+
+def test_stopped_old_container_holds_no_port():
+    s = desired(svc("web", ports=[8080]))
+    step = plan(P, s, [old("web", state="exited")]).step("web")
+    assert step.stop_before == () and step.strategy == "start-first"
+
+
+def test_plan_is_deterministic_whatever_the_observation_order():
+    s = desired(svc("a"), svc("b"), svc("c", depends_on=["a"]))
+    obs = [old("a"), old("b"), old("x"), old("y")]
+    assert plan(P, s, obs) == plan(P, s, list(reversed(obs)))
