@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from gen.compile import Compiled
-from gen.errors import ActivationFailed, GenError
+from gen.errors import ActivationFailed, GenError, Interrupted
 from gen.naming import network_name, volume_name
 from gen.plan import Plan
 from store.errors import StoreError
@@ -97,7 +97,11 @@ class Activation:
             except (GenError, StoreError) as failure:
                 self._undo_and_raise(failure)
             checkpoint("committed")
-            self._cleanup()
+            try:
+                self._cleanup()
+            except GenError as e:
+                raise Interrupted("cleanup", f"the new generation is committed and running, but removing the old "
+                                  f"containers failed ({e}); run `gen recover`") from None
         finally:
             self._pool.shutdown(wait=True)
 
@@ -167,6 +171,13 @@ class Activation:
     def _cleanup(self) -> None:
         by_id = {cid: s for s in self.plan.steps for cid in s.remove_after}
         self._parallel(self._remove_old, list(by_id.items()))
+        if not self.target.services and by_id:
+            # An empty generation deletes the deployment: its network goes too (volumes never do).
+            try:
+                self.engine.remove_network(network_name(self.profile))
+            except GenError:
+                pass      # still in use by something gen did not create: harmless to leave
+            checkpoint("network removed")
 
     def _remove_old(self, cid: str, step) -> None:
         self.progress(step.service, "removing", cid[:12])
@@ -255,7 +266,9 @@ def _fail(engine, service: str, cid: str, reason: str, c) -> None:
         info = engine.inspect(cid)
         health_log = (info["State"].get("Health") or {}).get("Log") or []
         if health_log and "healthcheck" in reason:
-            detail = f"; last check: {health_log[-1].get('Output', '').strip()[:200]}"
+            last = health_log[-1]
+            output = " ".join((last.get("Output") or "").split())[:200]
+            detail = f"; last check exited {last.get('ExitCode')}" + (f": {output}" if output else "")
         logs = engine.logs(cid, tail=10).strip()
     except GenError:
         logs = ""

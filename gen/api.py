@@ -18,7 +18,7 @@ from pathlib import Path
 
 from gen.activate import Activation, Options, Progress, _no_progress, checkpoint
 from gen.compile import Compiled, compile_spec, load, profile_for, write
-from gen.errors import GenError, LockBusy, ProfileError, SpecError
+from gen.errors import ActivationFailed, GenError, LockBusy, ProfileError, SpecError
 from store.errors import StoreError
 from gen.plan import Plan, plan
 from gen.profile import Generation, Profile, default_state_dir, list_profiles
@@ -175,8 +175,8 @@ class Gen:
             Activation(self.engine, compiled, p, self.options, self.progress).run(
                 lambda: number_box.append(commit()))
         except (GenError, StoreError) as e:
-            if getattr(e, "restored", True):
-                prof.end()
+            if isinstance(e, ActivationFailed) and e.restored:
+                prof.end()     # the previous state is back; otherwise the journal stays for recovery
             prof.log_activation({**record, "to": compiled.manifest_hash[:12], "outcome": f"failed: {e}",
                                  "duration_s": round(time.monotonic() - started, 3)})
             raise

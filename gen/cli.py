@@ -37,7 +37,9 @@ def _gen(state_dir: Optional[Path], timeout: float = 60.0, lock_timeout: float =
 
 def _print_progress(service: str, phase: str, detail: str = "") -> None:
     who = f"{service:<16}" if service else ""
-    print(f"  {who}{phase:<10} {detail}".rstrip(), file=sys.stderr, flush=True)
+    # One write per line: progress comes from several threads at once.
+    sys.stderr.write(f"  {who}{phase:<10} {detail}".rstrip() + "\n")
+    sys.stderr.flush()
 
 
 def _no_output(service: str, phase: str, detail: str = "") -> None:
