@@ -13,7 +13,7 @@ import os
 import posixpath
 import re
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from gen.errors import SpecError
 
@@ -30,14 +30,16 @@ class Spec:
     name: str | None
     services: dict[str, dict]
     volumes: dict[str, dict]
-    source: str = "<string>"
+    source: str = field(default="<string>", compare=False)   # where it came from, not what it says
+    secrets: dict[str, dict] = field(default_factory=dict)   # name -> {"file": absolute path}
 
 
 @dataclass(frozen=True)
 class _Context:
-    """What a service may refer to: declared volumes and sibling services."""
+    """What a service may refer to: declared volumes, secrets and sibling services."""
     volumes: frozenset
     services: frozenset
+    secrets: frozenset = frozenset()
 
 
 # ---------------------------------------------------------------- entry points
@@ -53,26 +55,28 @@ def load_spec(path: str | os.PathLike) -> Spec:
         text = data.decode("utf-8-sig")  # tolerate the BOM some editors write
     except UnicodeDecodeError as err:
         raise SpecError(source, f"not UTF-8 text (bad byte at offset {err.start})") from None
-    return parse_spec(text, source)
+    return parse_spec(text, source, os.path.dirname(os.path.abspath(source)))
 
 
-def parse_spec(text: str, source: str = "<string>") -> Spec:
+def parse_spec(text: str, source: str = "<string>", base_dir: str | None = None) -> Spec:
+    """Relative paths in the spec (secret files) are resolved against base_dir (default: the cwd)."""
     try:
         doc = tomllib.loads(text)
     except ValueError as err:  # TOMLDecodeError, and int() refusing >4300 digits
         raise SpecError(source, f"invalid TOML: {_one_line(str(err))}") from None
     except RecursionError:     # tomllib recurses on nested arrays / inline tables
         raise SpecError(source, "invalid TOML: nested too deeply") from None
-    _check_keys(doc, ("name", "services", "volumes"), "")
+    _check_keys(doc, ("name", "services", "volumes", "secrets"), "")
     name = _profile_name(doc["name"]) if "name" in doc else None
     volumes = _declared_volumes(doc.get("volumes", {}))
+    secrets = _declared_secrets(doc.get("secrets", {}), _base_dir(base_dir))
     table = _table(doc.get("services", {}), "services")
     names = _checked_names(table, "services")
-    ctx = _Context(frozenset(volumes), frozenset(names))
+    ctx = _Context(frozenset(volumes), frozenset(names), frozenset(secrets))
     services = {name_: _service(name_, table[name_], ctx) for name_ in names}
     _check_port_conflicts(services)
     start_order(services)  # raises on dependency cycles
-    return Spec(name, services, volumes, source)
+    return Spec(name, services, volumes, source, secrets)
 
 
 def start_order(services: dict[str, dict]) -> list[list[str]]:
@@ -222,6 +226,27 @@ def _declared_volumes(value: object) -> dict[str, dict]:
     for name in _checked_names(table, "volumes"):
         _check_keys(_table(table[name], f"volumes.{name}"), (), f"volumes.{name}")
     return {name: {} for name in sorted(table)}
+
+
+def _declared_secrets(value: object, base_dir: str) -> dict[str, dict]:
+    """[secrets.NAME] file = "path": only the path is normalised here; compile reads the file."""
+    table = _table(value, "secrets")
+    fields = {"file": ("file", _secret_file(base_dir), _REQUIRED)}
+    return {name: _parse_table(_table(table[name], f"secrets.{name}"), fields, f"secrets.{name}", None)
+            for name in _checked_names(table, "secrets")}
+
+
+def _secret_file(base_dir: str):
+    def parse(value, path, ctx=None):
+        return _normpath(posixpath.join(base_dir, _string(value, path, empty_ok=False)))
+    return parse
+
+
+def _base_dir(base_dir: str | None) -> str:
+    try:
+        return os.path.abspath(os.getcwd() if base_dir is None else base_dir)
+    except OSError as err:  # the cwd was removed under us
+        raise SpecError("<cwd>", f"cannot resolve relative paths: {err.strerror or err}") from None
 
 
 _IMAGE_COMPONENT = re.compile(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*")
@@ -441,6 +466,29 @@ _HEALTH_FIELDS = {
 }
 
 
+def _secrets(value, path, ctx) -> list[str]:
+    names = _string_list(value, path, MAX_SHORT)
+    for i, name in enumerate(names):
+        if name not in ctx.secrets:
+            raise SpecError(f"{path}[{i}]", f"secret {_show(name)} is not declared in [secrets]")
+        if name in names[:i]:
+            raise SpecError(f"{path}[{i}]", f"duplicate secret {_show(name)}")
+    return sorted(names)
+
+
+SECRETS_DIR = "/run/secrets"   # where a service's secrets appear inside its containers
+
+
+def _check_secret_mounts(service: dict, path: str) -> None:
+    """A volume mounted at (or inside) /run/secrets/NAME would hide or fight the secret NAME."""
+    for i, mount in enumerate(service["volumes"]):
+        for name in service["secrets"]:
+            spot = f"{SECRETS_DIR}/{name}"
+            if mount["target"] == spot or mount["target"].startswith(spot + "/"):
+                raise SpecError(f"{path}.volumes[{i}]", f"target {mount['target']} collides with "
+                                                        f"secret {_show(name)} (mounted at {spot})")
+
+
 def _healthcheck(value, path, ctx) -> dict:
     return _parse_table(_table(value, path), _HEALTH_FIELDS, path, ctx)
 
@@ -459,6 +507,7 @@ _SERVICE_FIELDS = {
     "stop_grace": ("stop_grace_ms", _duration_at_least(0), "10s"),
     "restart": ("restart", _restart, "unless-stopped"),
     "healthcheck": ("healthcheck", _healthcheck, None),
+    "secrets": ("secrets", _secrets, []),
 }
 
 
@@ -470,6 +519,7 @@ def _service(name: str, value: object, ctx: _Context) -> dict:
         port = service["ports"][0]
         raise SpecError(f"{path}.replicas", f"{service['replicas']} replicas cannot all publish "
                                             f"host port {port['host_port']}/{port['protocol']}")
+    _check_secret_mounts(service, path)
     return service
 
 

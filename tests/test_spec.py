@@ -48,7 +48,7 @@ healthcheck = { test = ["NONE"] }
 DEFAULTS = {
     "command": None, "entrypoint": None, "env": {}, "ports": [], "volumes": [], "depends_on": [],
     "replicas": 1, "update": "start-first", "stop_grace_ms": 10000, "restart": "unless-stopped",
-    "healthcheck": None,
+    "healthcheck": None, "secrets": [],
 }
 
 EXPECTED_WEB = {
@@ -74,6 +74,7 @@ EXPECTED_WEB = {
     "restart": "on-failure:3",
     "healthcheck": {"test": ["CMD", "wget", "-q", "-O-", "http://127.0.0.1:8080/"],
                     "interval_ms": 1000, "timeout_ms": 1500, "retries": 5, "start_period_ms": 200},
+    "secrets": [],
 }
 
 EXPECTED_DB = {
@@ -184,17 +185,57 @@ def test_toml_syntax_error_names_source_and_position():
     assert "line 2" in info.value.reason
 
 
+SECRETS = """
+[secrets.db_password]
+file = "secrets/db.txt"
+[secrets.api-key]
+file = "/etc/gen/../gen/api.key"
+[services.web]
+image = "web"
+secrets = ["db_password", "api-key"]
+volumes = ["/srv:/run/secrets", "/etc/x:/run/secrets/other"]   # no clash: only used names are reserved
+"""
+
+
+def test_secrets_are_declared_resolved_and_listed_sorted(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    spec = parse_spec(SECRETS)
+    assert spec.secrets == {"api-key": {"file": "/etc/gen/api.key"},
+                            "db_password": {"file": f"{tmp_path}/secrets/db.txt"}}
+    assert list(spec.secrets) == ["api-key", "db_password"]
+    assert spec.services["web"]["secrets"] == ["api-key", "db_password"]
+    assert len(spec.services["web"]) == len(DEFAULTS) + 2  # + name, image
+    # The file's existence is compile's business, never the parser's.
+    assert not (tmp_path / "secrets").exists()
+
+
+def test_secret_files_are_relative_to_the_spec_file(tmp_path):
+    (tmp_path / "conf").mkdir()
+    path = tmp_path / "conf" / "gen.toml"
+    path.write_text(SECRETS)
+    spec = load_spec(path)
+    assert spec.secrets["db_password"] == {"file": f"{tmp_path}/conf/secrets/db.txt"}
+    assert parse_spec(SECRETS, base_dir="/opt/app").secrets["db_password"]["file"] == "/opt/app/secrets/db.txt"
+
+
+def test_spec_without_secrets_keeps_old_constructor_working():
+    assert Spec(name="x", services={}, volumes={}, source="s").secrets == {}
+    assert parse_spec('[secrets.k]\nfile = "/k"').services == {}
+
+
 def svc(extra: str = "", image: str = '"web:1"') -> str:
     """A one-service spec plus extra lines in its table (and an `api` and `db` to refer to)."""
     return f'[services.web]\nimage = {image}\n{extra}\n[services.db]\nimage = "db"\n[volumes.data]\n'
 
+
+SECRET = '[secrets.key]\nfile = "/etc/key"\n'
 
 BAD = [
     # toml / top level
     ('a = = 1', "<string>", "invalid TOML"),
     ('a = ' + '[' * 5000, "<string>", "invalid TOML"),
     ('a = ' + '9' * 5000, "<string>", "invalid TOML"),
-    ('nmae = "x"', "nmae", "unknown key (expected one of: name, services, volumes)"),
+    ('nmae = "x"', "nmae", "unknown key (expected one of: name, secrets, services, volumes)"),
     ('name = 1', "name", "must be a string"),
     ('name = "Shop"', "name", "invalid name"),
     ('name = "' + 'a' * 64 + '"', "name", "at most 63 characters"),
@@ -299,6 +340,23 @@ BAD = [
     (svc('healthcheck = { test = "x", retries = 1001 }'), "services.web.healthcheck.retries", "out of range"),
     (svc('healthcheck = { test = "x", start_period = "1.5ms" }'),
      "services.web.healthcheck.start_period", "whole number of milliseconds"),
+    # secrets
+    ('secrets = []', "secrets", "must be a table"),
+    ('secrets = { key = "k.txt" }', "secrets.key", "must be a table"),
+    ('[secrets.Key]\nfile = "k"', "secrets.Key", "invalid name"),
+    ('[secrets.key]', "secrets.key.file", "missing required key"),
+    ('[secrets.key]\nfile = "k"\nmode = "0400"', "secrets.key.mode", "unknown key (expected one of: file)"),
+    ('[secrets.key]\nfile = 1', "secrets.key.file", "must be a string"),
+    ('[secrets.key]\nfile = ""', "secrets.key.file", "must not be empty"),
+    ('[secrets.key]\nfile = "a\\u0000"', "secrets.key.file", "NUL"),
+    (svc('secrets = ["x"]'), "services.web.secrets[0]", "secret 'x' is not declared in [secrets]"),
+    (svc('secrets = "key"') + SECRET, "services.web.secrets", "must be a list of strings"),
+    (svc('secrets = [1]') + SECRET, "services.web.secrets", "must be a list of strings"),
+    (svc('secrets = ["key", "key"]') + SECRET, "services.web.secrets[1]", "duplicate secret 'key'"),
+    (svc('secrets = ["key"]\nvolumes = ["data:/run/secrets/key"]') + SECRET, "services.web.volumes[0]",
+     "target /run/secrets/key collides with secret 'key'"),
+    (svc('secrets = ["key"]\nvolumes = ["/srv:/run/secrets/key/x/"]') + SECRET, "services.web.volumes[0]",
+     "target /run/secrets/key/x collides with secret 'key'"),
 ]
 
 
@@ -415,7 +473,7 @@ PLAUSIBLE = st.sampled_from([
     "web", "db", "data", "web:1", "8080:80", "127.0.0.1:80:80/udp", "[::1]:1:2", "data:/d:ro", "/a:/b",
     "5s", "1m30s", "0.5ms", "CMD", "CMD-SHELL", "NONE", "on-failure:3", "stop-first", "", "\x00", "é\u2028x",
 ])
-KEYS = st.sampled_from(["name", "services", "volumes", "image", "command", "entrypoint", "env", "ports",
+KEYS = st.sampled_from(["name", "services", "volumes", "secrets", "file", "image", "command", "entrypoint", "env", "ports",
                         "volumes", "depends_on", "replicas", "update", "stop_grace", "restart", "healthcheck",
                         "test", "interval", "timeout", "retries", "start_period", "web", "db", "data"]) | st.text(max_size=8)
 SCALARS = (PLAUSIBLE | st.text(max_size=20) | st.booleans() | st.floats()
@@ -424,11 +482,12 @@ VALUES = st.recursive(SCALARS, lambda inner: st.lists(inner, max_size=4) | st.di
                       max_leaves=12)
 SERVICE = st.fixed_dictionaries({"image": st.just("web:1") | SCALARS}, optional={
     key: VALUES for key in ["command", "env", "ports", "volumes", "depends_on", "replicas", "update",
-                            "stop_grace", "restart", "healthcheck"]})
+                            "stop_grace", "restart", "healthcheck", "secrets"]})
 DOCUMENTS = st.fixed_dictionaries({}, optional={
     "name": PLAUSIBLE | SCALARS,
     "services": st.dictionaries(st.sampled_from(["web", "db", "api"]) | KEYS, SERVICE, max_size=3),
     "volumes": st.dictionaries(PLAUSIBLE | KEYS, st.just({}) | VALUES, max_size=2),
+    "secrets": st.dictionaries(PLAUSIBLE | KEYS, st.fixed_dictionaries({"file": PLAUSIBLE}) | VALUES, max_size=2),
 }) | st.dictionaries(KEYS, VALUES, max_size=4)
 
 
@@ -444,7 +503,7 @@ def assert_only_spec_errors(text: str) -> None:
 
 
 SERVICE_KEYS = ["image", "command", "entrypoint", "env", "ports", "volumes", "depends_on", "replicas",
-                "update", "stop_grace", "restart", "healthcheck"]
+                "update", "stop_grace", "restart", "healthcheck", "secrets"]
 FAST = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
