@@ -27,6 +27,7 @@ from store import Store
 from store.errors import LockTimeout
 
 _HEX = re.compile(r"[0-9a-f]{4,64}")
+_FULL_HASH = re.compile(r"[0-9a-f]{64}")
 
 
 @dataclass(frozen=True)
@@ -128,6 +129,16 @@ class Gen:
         raise ProfileError("profile", "none exists yet" if not names else
                            f"several exist ({', '.join(names)}); choose one with -p NAME")
 
+    def status(self, profile: str | None = None):
+        """The engine against `current`: per service ok or what is wrong; extras; an interrupted activation."""
+        from gen.status import status
+        prof = self.profile(profile)
+        current = prof.current()
+        compiled = load(self.store, current.manifest) if current else _empty(prof.name)
+        observed = self.engine.observe(prof.name)
+        p = plan(prof.name, compiled.services, observed, self._known(observed))
+        return status(prof.name, current.number if current else None, compiled, p, observed, prof.journal())
+
     def generations(self, profile: str | None = None) -> tuple[Profile, list[Generation], int | None]:
         prof = self.profile(profile)
         if not prof.exists():
@@ -150,8 +161,12 @@ class Gen:
 
     def _plan(self, prof: Profile, compiled: Compiled) -> Plan:
         observed = self.engine.observe(prof.name)
-        known = {c.hash: self.store.get(c.hash) for c in observed if c.hash and self.store.has(c.hash)}
-        return plan(prof.name, compiled.services, observed, known)
+        return plan(prof.name, compiled.services, observed, self._known(observed))
+
+    def _known(self, observed) -> dict[str, dict]:
+        """Service objects of the observed containers, where the store has them (to explain changes)."""
+        hashes = {c.hash for c in observed if _FULL_HASH.fullmatch(c.hash)}   # labels may be anything
+        return {h: self.store.get(h) for h in hashes if self.store.has(h)}
 
     def _dry_run(self, prof: Profile, compiled: Compiled) -> Result:
         p = self._plan(prof, compiled)

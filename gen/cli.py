@@ -101,6 +101,39 @@ def recover(profile: Optional[str] = ProfileOpt, state_dir: Optional[Path] = Sta
     _render_result(result, False, quiet)
 
 
+@app.command()
+def status(profile: Optional[str] = ProfileOpt, state_dir: Optional[Path] = StateDirOpt, as_json: bool = JsonOpt):
+    """Compare the engine with the current generation. Exit 0 when they match, 3 otherwise.
+
+    Example: gen status -p shop --json
+    """
+    report = _gen(state_dir).status(profile)
+    if as_json:
+        print(json.dumps(report.to_json()))
+    else:
+        print(_render_status(report))
+    if not report.ok:
+        raise typer.Exit(3)
+
+
+def _render_status(report) -> str:
+    head = f"profile {report.profile}: " + (f"generation {report.generation} ({report.manifest[:12]})"
+                                             if report.generation else "no current generation")
+    rows = [head]
+    for s in report.services:
+        states = ", ".join(c["state"] for c in s.containers) or "no containers"
+        rows.append(f"  {'ok ' if s.ok else 'BAD'} {s.service:<16} {s.hash[:12]}  {states}"
+                    + (f"  -- {s.problem}" if s.problem else ""))
+    for c in report.extra:
+        rows.append(f"  BAD {c['service']:<16} {c['hash'][:12]}  {c['state']}  -- extra container {c['name']}")
+    if report.activation:
+        a = report.activation
+        rows.append(f"  activation {a['state']}: {a['kind']} by pid {a['pid']} (from generation {a['from']}); "
+                    + ("wait for it" if a["state"] == "in progress" else "`gen recover` repairs it"))
+    rows.append("the engine matches the current generation" if report.ok else "DRIFT: the engine does not match the current generation")
+    return "\n".join(rows)
+
+
 @app.command("list")
 def list_(profile: Optional[str] = ProfileOpt, state_dir: Optional[Path] = StateDirOpt, as_json: bool = JsonOpt):
     """List the profile's generations, the current one marked.
@@ -146,7 +179,9 @@ def _render_error(e: Exception) -> None:
 def main(argv: list[str] | None = None) -> int:
     command = typer.main.get_command(app)
     try:
-        command.main(args=argv, prog_name="gen", standalone_mode=False)
+        code = command.main(args=argv, prog_name="gen", standalone_mode=False)
+        if isinstance(code, int):      # typer.Exit(n) comes back as a return value here
+            return code
     except (GenError, StoreError) as e:
         _render_error(e)
         return e.exit_code

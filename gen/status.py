@@ -1,0 +1,86 @@
+"""`gen status`: the current generation against what the engine runs. Read-only: no lock, no writes.
+
+Drift is computed with the same planner that activation uses: anything the planner would do to
+reach `current` is drift, plus containers that run but fail their healthcheck.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+from gen.compile import Compiled
+from gen.plan import Observed, Plan
+
+
+@dataclass(frozen=True)
+class ServiceStatus:
+    service: str
+    hash: str
+    ok: bool
+    problem: str                          # "" when ok
+    containers: list[dict] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Status:
+    profile: str
+    generation: int | None
+    manifest: str | None
+    services: list[ServiceStatus]
+    extra: list[dict]                     # gen-labelled containers that `current` does not declare
+    activation: dict | None               # journal of an activation in flight or interrupted
+
+    @property
+    def ok(self) -> bool:
+        return all(s.ok for s in self.services) and not self.extra and not self.activation
+
+    def to_json(self) -> dict:
+        return {"profile": self.profile, "generation": self.generation, "hash": self.manifest, "ok": self.ok,
+                "services": [s.__dict__ for s in self.services], "extra": self.extra,
+                "activation": self.activation}
+
+
+def status(profile: str, generation: int | None, compiled: Compiled, plan: Plan, observed: list[Observed],
+           journal: dict | None) -> Status:
+    by_id = {c.id: c for c in observed}
+    services = [_service_status(compiled, plan, name, observed) for name in sorted(compiled.services)]
+    extra = [_describe(by_id[cid]) for cid in plan.to_remove
+             if by_id[cid].service not in compiled.services or by_id[cid].hash != compiled.services[by_id[cid].service][0]]
+    return Status(profile, generation, compiled.manifest_hash if generation else None, services, extra,
+                  _activation(journal))
+
+
+def _service_status(compiled: Compiled, plan: Plan, name: str, observed: list[Observed]) -> ServiceStatus:
+    h, _ = compiled.services[name]
+    mine = [c for c in observed if c.service == name and c.hash == h]
+    step = plan.step(name)
+    problem = "" if step.action == "keep" else step.reason
+    unhealthy = [c for c in mine if c.health == "unhealthy"]
+    if not problem and unhealthy:
+        problem = f"{len(unhealthy)} container(s) unhealthy"
+    return ServiceStatus(name, h, not problem, problem, [_describe(c) for c in sorted(mine, key=lambda c: c.name)])
+
+
+def _describe(c: Observed) -> dict:
+    state = c.health if c.state == "running" and c.health else c.state
+    if c.state == "exited":
+        state = f"exited ({c.exit_code})"
+    return {"name": c.name, "id": c.id[:12], "service": c.service, "hash": c.hash, "state": state}
+
+
+def _activation(journal: dict | None) -> dict | None:
+    if not journal:
+        return None
+    return {**journal, "state": "in progress" if _alive(journal.get("pid")) else "interrupted"}
+
+
+def _alive(pid) -> bool:
+    if not isinstance(pid, int) or pid <= 0 or pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
