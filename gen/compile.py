@@ -8,6 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
+from blake3 import blake3
+
 from gen.errors import SpecError
 from gen.spec import Spec
 from store import Store, hash_value
@@ -30,11 +32,18 @@ def profile_for(spec: Spec, profile: str | None) -> str:
     raise SpecError("name", f"{spec.source} has no `name`; give one in the spec or pass -p NAME")
 
 
-def compile_spec(spec: Spec, profile: str, resolve_image: Callable[[str, str], str]) -> Compiled:
-    """resolve_image(ref, key_path) -> image ID; raises when the image is missing."""
+def compile_spec(spec: Spec, profile: str, resolve_image: Callable[[str, str], str],
+                 secret_digest: Callable[[str, str], str] = lambda path, key: "") -> Compiled:
+    """resolve_image(ref, key_path) -> image ID, raising when the image is missing;
+    secret_digest(file, key_path) -> keyed hash of a secret file's content, raising when unreadable."""
+    digests = {name: secret_digest(s["file"], f"secrets.{name}.file")
+               for name, s in sorted(spec.secrets.items())
+               if any(name in svc["secrets"] for svc in spec.services.values())}
     services = {}
     for name, svc in sorted(spec.services.items()):
-        obj = {"kind": "service", **svc, "image_id": resolve_image(svc["image"], f"services.{name}.image")}
+        secrets = [{"name": n, "file": spec.secrets[n]["file"], "digest": digests[n]} for n in svc["secrets"]]
+        obj = {"kind": "service", **svc, "secrets": secrets,
+               "image_id": resolve_image(svc["image"], f"services.{name}.image")}
         services[name] = (hash_value(obj), obj)
     manifest = {
         "kind": "manifest",
@@ -45,6 +54,18 @@ def compile_spec(spec: Spec, profile: str, resolve_image: Callable[[str, str], s
         "networks": {"default": {}},
     }
     return Compiled(hash_value(manifest), manifest, services)
+
+
+def keyed_secret_digest(key: bytes) -> Callable[[str, str], str]:
+    """A digest of a secret's value that changes when the value changes but, keyed with this state
+    directory's own random key, reveals nothing about a low-entropy value to a reader of the store."""
+    def digest(path: str, key_path: str) -> str:
+        try:
+            with open(path, "rb") as f:
+                return blake3(f.read(), key=key).hexdigest()
+        except OSError as e:
+            raise SpecError(key_path, f"cannot read secret file {path}: {e.strerror}") from None
+    return digest
 
 
 def write(store: Store, compiled: Compiled) -> str:

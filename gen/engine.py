@@ -78,6 +78,33 @@ class Engine:
         except (requests.exceptions.ConnectionError, docker.errors.DockerException) as e:
             raise _translate(subject, e) from None
 
+    # -- image pins: gen-owned tags that keep kept generations' images out of `docker image prune` --
+    @_translated(lambda image_id, repo, tag: f"image pin {repo}:{tag}")
+    def pin_image(self, image_id: str, repo: str, tag: str) -> None:
+        """Tag image_id as repo:tag (idempotent; moves the tag if it named another image)."""
+        try:
+            if not self.api.tag(image_id, repo, tag, force=True):
+                raise docker.errors.DockerException(f"the engine refused to tag {image_id}")
+        except docker.errors.NotFound:
+            raise ImageMissing(f"image pin {repo}:{tag}", image_id) from None
+
+    @_translated(lambda ref: f"image pin {ref}")
+    def unpin_image(self, ref: str) -> bool:
+        """Remove the tag `ref` (never forced, so a tag a container relies on stays). Docker has no
+        untag-only call: when `ref` was the image's last reference and no container uses the image,
+        the engine deletes the image too. Returns True in that case; an absent tag is not an error."""
+        try:
+            records = self.api.remove_image(ref, force=False, noprune=True)
+        except docker.errors.NotFound:
+            return False
+        return any("Deleted" in r for r in records or [])
+
+    @_translated("docker engine")
+    def pinned_images(self, repo_prefix: str) -> list[tuple[str, str]]:
+        """(ref, image id) for every tag whose repository starts with repo_prefix, sorted by ref."""
+        return sorted((ref, row["Id"]) for row in self.api.images()
+                      for ref in row.get("RepoTags") or [] if ref.startswith(repo_prefix))
+
     # -- observation ----------------------------------------------------------------------------
     @_translated("docker engine")
     def observe(self, profile: str) -> list[Observed]:
@@ -123,7 +150,7 @@ class Engine:
         """Create (not start) a container for one replica of a service object; returns its id."""
         host_config = self.api.create_host_config(
             port_bindings=_port_bindings(obj["ports"]),
-            mounts=[_mount(v, volumes) for v in obj["volumes"]],
+            mounts=[_mount(v, volumes) for v in obj["volumes"]] + [_secret_mount(x) for x in obj["secrets"]],
             restart_policy=_restart_policy(obj["restart"]),
             network_mode=network,
         )
@@ -131,7 +158,8 @@ class Engine:
             {network: self.api.create_endpoint_config(aliases=[service])})
         created = self.api.create_container(
             image=obj["image_id"], name=name, command=obj["command"], entrypoint=obj["entrypoint"],
-            environment=obj["env"], labels=container_labels(profile, service, h, manifest, replica),
+            environment=obj["env"], labels={**obj["labels"], **container_labels(profile, service, h, manifest, replica)},
+            user=obj["user"], working_dir=obj["working_dir"],
             ports=[(p["container_port"], p["protocol"]) for p in obj["ports"]],
             healthcheck=_healthcheck(obj["healthcheck"]), host_config=host_config,
             networking_config=networking, stop_timeout=_grace_seconds(obj["stop_grace_ms"]),
@@ -194,6 +222,11 @@ def _port_bindings(ports: list[dict]) -> dict:
 def _mount(v: dict, volumes: dict[str, str]) -> Mount:
     source = volumes[v["source"]] if v["type"] == "volume" else v["source"]
     return Mount(target=v["target"], source=source, type=v["type"], read_only=v["read_only"])
+
+
+def _secret_mount(secret: dict) -> Mount:
+    # The value stays in the user's file: bind-mounted read-only, never copied into gen's state.
+    return Mount(target=f"/run/secrets/{secret['name']}", source=secret["file"], type="bind", read_only=True)
 
 
 def _restart_policy(restart: str) -> dict:
