@@ -145,6 +145,13 @@ class Gen:
             raise ProfileError(f"profile {prof.name}", "has no generations")
         return prof, prof.generations(), prof.current_number()
 
+    def gc(self, profile: str | None = None, *, all_profiles: bool = False, keep: int | None = None,
+           older_than: str | None = None, dry_run: bool = False):
+        """Delete old generations (never the current one), unreachable store objects and stale image
+        pins; returns a gen.gc.GcReport. Rules and concurrency: see gen.gc."""
+        from gen.gc import collect
+        return collect(self, profile, all_profiles=all_profiles, keep=keep, older_than=older_than, dry_run=dry_run)
+
     # -- internals -------------------------------------------------------------------------------
     @contextmanager
     def _locked(self, prof: Profile):
@@ -205,6 +212,9 @@ class Gen:
 
     def _commit_switch(self, prof: Profile, compiled: Compiled):
         def commit() -> int:
+            from gen.gc import pin_images
+            write(self.store, compiled)    # gc may have collected this build while we waited for the lock
+            pin_images(self.engine, prof.name, compiled)   # a recorded generation's images survive `image prune`
             newest = prof.newest()
             # Nix's rule: a new generation only when the manifest differs from the newest one.
             gen = newest if newest and newest.manifest == compiled.manifest_hash else prof.append(
