@@ -52,6 +52,7 @@ class Gen:
         self.lock_timeout = lock_timeout
         self.on_plan = on_plan or (lambda plan: None)     # told the plan just before it is executed
         self._engine = engine
+        self._sources: dict[str, dict] = {}    # manifest hash -> source object of the spec last built into it
 
     @property
     def engine(self):
@@ -71,7 +72,21 @@ class Gen:
     def build(self, spec_path: str | os.PathLike, profile: str | None = None) -> Compiled:
         compiled = self.compile(spec_path, profile)
         write(self.store, compiled)
+        path = os.path.abspath(spec_path)
+        self._sources[compiled.manifest_hash] = {"kind": "source", "path": path,
+                                                 "text": Path(path).read_bytes().decode("utf-8-sig", "replace")}
         return compiled
+
+    def source_of(self, manifest_hash: str, store: bool = False) -> str | None:
+        """The hash of the source object ({"kind": "source", "path", "text"}) of the spec this Gen last
+        built into manifest_hash (None if it built none); with store=True it is also written. It is
+        kept apart from the manifest, so comments and key order never change a generation's identity,
+        and written only when a generation records it, so `gen build` leaves no unreferenced object."""
+        from store import hash_value
+        source = self._sources.get(manifest_hash)
+        if source is None:
+            return None
+        return self.store.put(source) if store else hash_value(source)
 
     def resolve(self, target: str, profile: str | None = None) -> Compiled:
         """A spec file is built; a (prefix of a) manifest hash is read from the store."""
@@ -218,7 +233,8 @@ class Gen:
             newest = prof.newest()
             # Nix's rule: a new generation only when the manifest differs from the newest one.
             gen = newest if newest and newest.manifest == compiled.manifest_hash else prof.append(
-                compiled.manifest_hash, len(compiled.services))
+                compiled.manifest_hash, len(compiled.services),
+                source=self.source_of(compiled.manifest_hash, store=True))
             checkpoint("generation recorded")
             prof.set_current(gen.number)
             return gen.number

@@ -1,7 +1,8 @@
-"""The `gen` command: parse arguments, call gen.api, render. No logic of its own.
+"""The `gen` command: parse arguments, call the library, render. No logic of its own.
 
 Exit codes: 0 ok, 1 bad input or refused, 2 activation failed and rolled back, 3 drift or an
-interrupted activation that could not be repaired.
+interrupted activation that could not be repaired. Errors go to stderr as "error: subject: reason";
+`--json` output (stdout) is only printed on success. Colour only when stdout is a terminal.
 """
 from __future__ import annotations
 
@@ -15,48 +16,95 @@ import typer
 from gen.errors import ActivationFailed, GenError
 from store.errors import StoreError
 
+EXAMPLES = """Examples:
+
+  gen switch examples/hello/gen.toml     all healthy, or nothing changed
+
+  gen diff -p hello examples/hello/gen.toml   what that switch would change
+
+  gen rollback -p hello                  back to the previous generation
+
+  gen list -p hello; gen show -p hello 2; gen log -p hello
+
+  gen verify                             rehash the store, check generations
+
+Verbs take -p/--profile NAME, --state-dir DIR and (for scripts) --json."""
+
 app = typer.Typer(add_completion=True, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="Nix-style immutable generations for Docker: build, switch, rollback, list.")
+                  help="Nix-style immutable generations for Docker: build, switch, rollback, diff, show, log.",
+                  epilog=EXAMPLES)
 
 ProfileOpt = typer.Option(None, "-p", "--profile", help="Profile name (default: the spec's `name`, or the only profile).")
 StateDirOpt = typer.Option(None, "--state-dir", envvar="GEN_STATE_DIR",
                            help="State directory (default: $XDG_STATE_HOME/gen).")
 TimeoutOpt = typer.Option(60.0, "--timeout", help="Seconds the new generation may take to become healthy.")
 LockTimeoutOpt = typer.Option(30.0, "--lock-timeout", help="Seconds to wait for another activation of the profile.")
-QuietOpt = typer.Option(False, "--quiet", "-q", help="Print only the result.")
-JsonOpt = typer.Option(False, "--json", help="Machine-readable output.")
+QuietOpt = typer.Option(False, "--quiet", "-q", help="No progress output; print only the result.")
+JsonOpt = typer.Option(False, "--json", help="Machine-readable output (stable keys) on stdout.")
+DryRunOpt = typer.Option(False, "--dry-run", help="Print the plan; change nothing.")
 
 
-def _gen(state_dir: Optional[Path], timeout: float = 60.0, lock_timeout: float = 30.0, quiet: bool = True):
+def _gen(state_dir: Optional[Path], timeout: float = 60.0, lock_timeout: float = 30.0, quiet: bool = True,
+         reporter=None):
     from gen.activate import Options
     from gen.api import Gen
+    from gen.progress import Quiet
+    reporter = reporter or Quiet()
     return Gen(state_dir, options=Options(timeout_s=timeout), lock_timeout=lock_timeout,
-               progress=_no_output if quiet else _print_progress,
-               on_plan=None if quiet else lambda plan: print(_render_plan(plan), file=sys.stderr, flush=True))
+               progress=reporter.progress, on_plan=reporter.on_plan)
 
 
-def _print_progress(service: str, phase: str, detail: str = "") -> None:
-    who = f"{service:<16}" if service else ""
-    # One write per line: progress comes from several threads at once.
-    sys.stderr.write(f"  {who}{phase:<10} {detail}".rstrip() + "\n")
-    sys.stderr.flush()
+def _reporter(quiet: bool):
+    from gen.progress import reporter
+    return reporter(quiet)
 
 
-def _no_output(service: str, phase: str, detail: str = "") -> None:
-    pass
+# -- output helpers ------------------------------------------------------------------------------
+STYLES = {"header": "bold", "added": "green", "removed": "red", "changed": "yellow", "dim": "dim", "": ""}
 
 
+def _emit(lines: list[tuple[str, str]]) -> None:
+    """Styled lines: colour (rich) only when stdout is a terminal, plain text otherwise."""
+    if _stdout_is_tty():
+        from rich.console import Console
+        from rich.text import Text
+        console = Console(file=sys.stdout, highlight=False, soft_wrap=True)
+        for style, text in lines:
+            console.print(Text(text, style=STYLES.get(style, "")))
+    else:
+        sys.stdout.write("".join(text + "\n" for _, text in lines))
+
+
+def _stdout_is_tty() -> bool:
+    try:
+        return sys.stdout.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def _json(value) -> None:
+    print(json.dumps(value, sort_keys=False))
+
+
+def _render_plan(plan) -> str:
+    from gen.progress import render_plan
+    return render_plan(plan)
+
+
+# -- build, switch, rollback, recover ---------------------------------------------------------------
 @app.command()
-def build(spec: Path = typer.Argument(..., help="Spec file (TOML)."), profile: Optional[str] = ProfileOpt,
-          state_dir: Optional[Path] = StateDirOpt, as_json: bool = JsonOpt):
-    """Compile SPEC into the store; print the manifest hash (the generation's identity).
+def build(spec: Path = typer.Argument(..., help="Spec file (TOML, or a Compose YAML file)."),
+          profile: Optional[str] = ProfileOpt, state_dir: Optional[Path] = StateDirOpt, as_json: bool = JsonOpt):
+    """Compile SPEC into the store; print the manifest hash (the generation's identity). Touches no container.
 
     Example: gen build examples/shop/gen.toml
     """
-    compiled = _gen(state_dir).build(spec, profile)
+    g = _gen(state_dir)
+    compiled = g.build(spec, profile)
     if as_json:
-        print(json.dumps({"profile": compiled.manifest["profile"], "hash": compiled.manifest_hash,
-                          "services": {n: h for n, (h, _) in compiled.services.items()}}))
+        _json({"profile": compiled.manifest["profile"], "hash": compiled.manifest_hash,
+               "services": {n: h for n, (h, _) in compiled.services.items()},
+               "source": g.source_of(compiled.manifest_hash)})
         return
     print(f"profile {compiled.manifest['profile']}: {len(compiled.services)} service(s)", file=sys.stderr)
     print(compiled.manifest_hash)
@@ -65,42 +113,57 @@ def build(spec: Path = typer.Argument(..., help="Spec file (TOML)."), profile: O
 @app.command()
 def switch(target: str = typer.Argument(..., help="Spec file, or a manifest hash (or unique prefix)."),
            profile: Optional[str] = ProfileOpt, state_dir: Optional[Path] = StateDirOpt,
-           timeout: float = TimeoutOpt, lock_timeout: float = LockTimeoutOpt,
-           dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan; change nothing."),
-           quiet: bool = QuietOpt):
+           timeout: float = TimeoutOpt, lock_timeout: float = LockTimeoutOpt, dry_run: bool = DryRunOpt,
+           quiet: bool = QuietOpt, as_json: bool = JsonOpt):
     """Build if needed, then activate as one transaction: all healthy, or the previous generation restored.
 
     Example: gen switch examples/shop/gen.toml --timeout 120
     """
-    result = _gen(state_dir, timeout, lock_timeout, quiet).switch(target, profile, dry_run=dry_run)
-    _render_result(result, dry_run, quiet)
+    with _reporter(quiet or dry_run) as rep:
+        result = _gen(state_dir, timeout, lock_timeout, reporter=rep).switch(target, profile, dry_run=dry_run)
+    _render_result(result, dry_run, as_json)
 
 
 @app.command()
 def rollback(profile: Optional[str] = ProfileOpt, to: Optional[int] = typer.Option(None, "--to", help="Generation number."),
              state_dir: Optional[Path] = StateDirOpt, timeout: float = TimeoutOpt,
-             lock_timeout: float = LockTimeoutOpt,
-             dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan; change nothing."),
-             quiet: bool = QuietOpt):
+             lock_timeout: float = LockTimeoutOpt, dry_run: bool = DryRunOpt,
+             quiet: bool = QuietOpt, as_json: bool = JsonOpt):
     """Activate the previous generation (or --to N). Moves `current`; creates no generation.
 
     Example: gen rollback -p shop --to 3
     """
-    result = _gen(state_dir, timeout, lock_timeout, quiet).rollback(profile, to, dry_run=dry_run)
-    _render_result(result, dry_run, quiet)
+    with _reporter(quiet or dry_run) as rep:
+        result = _gen(state_dir, timeout, lock_timeout, reporter=rep).rollback(profile, to, dry_run=dry_run)
+    _render_result(result, dry_run, as_json)
 
 
 @app.command()
 def recover(profile: Optional[str] = ProfileOpt, state_dir: Optional[Path] = StateDirOpt,
-            timeout: float = TimeoutOpt, lock_timeout: float = LockTimeoutOpt, quiet: bool = QuietOpt):
+            timeout: float = TimeoutOpt, lock_timeout: float = LockTimeoutOpt, quiet: bool = QuietOpt,
+            as_json: bool = JsonOpt):
     """Converge the engine on the current generation (after a crash, kill -9 or a daemon restart).
 
     Example: gen recover -p shop
     """
-    result = _gen(state_dir, timeout, lock_timeout, quiet).recover(profile)
-    _render_result(result, False, quiet)
+    with _reporter(quiet) as rep:
+        result = _gen(state_dir, timeout, lock_timeout, reporter=rep).recover(profile)
+    _render_result(result, False, as_json)
 
 
+def _render_result(result, dry_run: bool, as_json: bool) -> None:
+    if as_json:
+        from gen.progress import plan_json
+        _json({"profile": result.profile, "generation": result.generation, "hash": result.manifest,
+               "changed": result.changed, "message": result.message, "duration_s": round(result.duration_s, 3),
+               "plan": plan_json(result.plan) if result.plan is not None else []})
+        return
+    if dry_run and result.plan is not None:
+        print(_render_plan(result.plan))
+    print(result.message + ("" if dry_run else f" ({result.manifest[:12]})"))
+
+
+# -- read-only verbs --------------------------------------------------------------------------------
 @app.command()
 def status(profile: Optional[str] = ProfileOpt, state_dir: Optional[Path] = StateDirOpt, as_json: bool = JsonOpt):
     """Compare the engine with the current generation. Exit 0 when they match, 3 otherwise.
@@ -109,7 +172,7 @@ def status(profile: Optional[str] = ProfileOpt, state_dir: Optional[Path] = Stat
     """
     report = _gen(state_dir).status(profile)
     if as_json:
-        print(json.dumps(report.to_json()))
+        _json(report.to_json())
     else:
         print(_render_status(report))
     if not report.ok:
@@ -142,7 +205,7 @@ def list_(profile: Optional[str] = ProfileOpt, state_dir: Optional[Path] = State
     """
     prof, gens, current = _gen(state_dir).generations(profile)
     if as_json:
-        print(json.dumps([g.to_json(g.number == current) for g in gens]))
+        _json([g.to_json(g.number == current) for g in gens])
         return
     lines = [f"{g.number:>5}   {g.created.replace('T', ' ').rstrip('Z')}   {g.services:>3} service(s)   "
              f"{g.manifest[:12]}{'   (current)' if g.number == current else ''}" for g in gens]
@@ -150,36 +213,78 @@ def list_(profile: Optional[str] = ProfileOpt, state_dir: Optional[Path] = State
 
 
 @app.command()
-def gc(profile: Optional[str] = ProfileOpt,
-       all_profiles: bool = typer.Option(False, "--all-profiles", help="Collect every profile's generations."),
-       keep: Optional[int] = typer.Option(None, "--keep", min=0, help="Keep the newest N generations (and current)."),
-       older_than: Optional[str] = typer.Option(None, "--older-than", help="Delete generations older than this "
-                                                "(30d, 12h, 90m, 1w), keeping the newest of them (as Nix does)."),
-       dry_run: bool = typer.Option(False, "--dry-run", help="Report what would go; change nothing."),
-       state_dir: Optional[Path] = StateDirOpt, lock_timeout: float = LockTimeoutOpt, as_json: bool = JsonOpt):
-    """Delete old generations (never the current one), then store objects and image pins no kept generation uses.
+def diff(a: Optional[str] = typer.Argument(None, metavar="A", help="Generation number, manifest hash (prefix) or spec file."),
+         b: Optional[str] = typer.Argument(None, metavar="B", help="The same; without B, A is compared with the current generation."),
+         profile: Optional[str] = ProfileOpt, state_dir: Optional[Path] = StateDirOpt, as_json: bool = JsonOpt):
+    """Compare two deployments: services added, removed or changed, field by field. Exit 0.
 
-    Example: gen gc -p shop --keep 5 --older-than 30d --dry-run
+    A and B: generation numbers, manifest hashes (or unique prefixes) or spec files.
+
+    Without B, the current generation is compared with A.
+
+    A changed service lists each changed field: image tag and ID, env keys, ports, volumes, healthcheck...
+
+    A spec file is compiled in memory (images resolved on the engine), never written to the store.
+
+    Example: gen diff -p shop 3 examples/shop/gen-v2.toml
     """
-    report = _gen(state_dir, lock_timeout=lock_timeout).gc(profile, all_profiles=all_profiles, keep=keep,
-                                                           older_than=older_than, dry_run=dry_run)
-    print(json.dumps(report.to_json()) if as_json else report.render())
+    from gen.diff import render
+    from gen.history import diff_refs
+    d = diff_refs(_gen(state_dir), profile, a, b)
+    if as_json:
+        _json(d.to_json())
+    else:
+        _emit(render(d))
 
 
-def _render_result(result, dry_run: bool, quiet: bool) -> None:
-    if dry_run and result.plan is not None:
-        print(_render_plan(result.plan))
-    print(result.message + ("" if dry_run else f" ({result.manifest[:12]})"))
+@app.command()
+def show(number: Optional[int] = typer.Argument(None, metavar="N", help="Generation number (default: current)."),
+         profile: Optional[str] = ProfileOpt, state_dir: Optional[Path] = StateDirOpt, as_json: bool = JsonOpt):
+    """One generation: number, hash, creation time, each service (hash and key fields) and the spec it was built from.
+
+    Example: gen show -p shop 2
+    """
+    from gen.history import render_show, show as show_generation
+    info = show_generation(_gen(state_dir), profile, number)
+    if as_json:
+        _json(info)
+    else:
+        _emit(render_show(info))
 
 
-def _render_plan(plan) -> str:
-    rows = [f"plan for profile {plan.profile}:"]
-    order = {name: i for i, level in enumerate(plan.levels) for name in level}
-    for s in sorted(plan.steps, key=lambda s: (order.get(s.service, 1 << 30), s.service)):
-        how = f" [{s.strategy}]" if s.strategy else ""
-        level = f"level {s.level}" if s.level is not None else "after commit"
-        rows.append(f"  {s.action:<8} {s.service:<16} {level:<12} {s.reason}{how}")
-    return "\n".join(rows)
+@app.command()
+def log(profile: Optional[str] = ProfileOpt, state_dir: Optional[Path] = StateDirOpt, as_json: bool = JsonOpt):
+    """Every switch, rollback and recovery of the profile: time, kind, from and to generation, outcome, duration.
+
+    Example: gen log -p shop --json
+    """
+    from gen.history import log as activation_log, render_log
+    name, entries = activation_log(_gen(state_dir), profile)
+    if as_json:
+        _json(entries)
+    else:
+        _emit(render_log(name, entries))
+
+
+@app.command()
+def verify(state_dir: Optional[Path] = StateDirOpt, as_json: bool = JsonOpt):
+    """Rehash the store; check every generation's objects exist. Exit 1 on any problem.
+
+    Every object is rehashed (ok or corrupt).
+
+    Every generation of every profile needs its manifest, its service objects and its spec source:
+    missing ones are named with the generations that need them.
+
+    Example: gen verify --json
+    """
+    from gen.verify import verify as verify_state
+    result = verify_state(_gen(state_dir))
+    if as_json:
+        _json(result.to_json())
+    else:
+        _emit(result.render())
+    if not result.ok:
+        raise typer.Exit(1)
 
 
 def _render_error(e: Exception) -> None:
@@ -213,4 +318,3 @@ def main(argv: list[str] | None = None) -> int:
             return 1          # bad input is 1, never 2 (2 means "activation failed and rolled back")
         raise
     return 0
-

@@ -36,6 +36,7 @@ class Generation:
     manifest: str
     created: str            # ISO 8601, UTC
     services: int = 0
+    source: str | None = None   # store object holding the spec text it was built from (when known)
 
     def to_json(self, current: bool) -> dict:
         return {"generation": self.number, "hash": self.manifest, "created": self.created,
@@ -69,7 +70,8 @@ class Profile:
             data = json.loads((self._generations / f"{number}.json").read_bytes())
         except FileNotFoundError:
             raise ProfileError(f"profile {self.name}", f"has no generation {number}") from None
-        return Generation(data["generation"], data["manifest"], data["created"], data.get("services", 0))
+        return Generation(data["generation"], data["manifest"], data["created"], data.get("services", 0),
+                          data.get("source"))
 
     def generations(self) -> list[Generation]:
         return [self.get(n) for n in self.numbers()]
@@ -86,15 +88,15 @@ class Profile:
         n = self.current_number()
         return self.get(n) if n is not None else None
 
-    def append(self, manifest: str, services: int) -> Generation:
+    def append(self, manifest: str, services: int, source: str | None = None) -> Generation:
         """Record a new generation (caller holds the lock). Numbers only grow."""
         newest = self.newest()
         gen = Generation((newest.number + 1) if newest else 1, manifest,
-                         datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z"), services)
+                         datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z"), services, source)
         ensure_dir(self._generations)
         atomic_write(self._generations / f"{gen.number}.json",
                      _dumps({"generation": gen.number, "manifest": gen.manifest, "created": gen.created,
-                             "services": services}))
+                             "services": services, **({"source": source} if source else {})}))
         return gen
 
     def set_current(self, number: int) -> None:
@@ -128,6 +130,9 @@ class Profile:
         self._journal.unlink(missing_ok=True)
 
     def log_activation(self, record: dict) -> None:
+        """Append one record; `time` (ISO 8601, UTC, when it started) is added from `started` (epoch s)."""
+        if "time" not in record and isinstance(record.get("started"), (int, float)):
+            record = {**record, "time": iso_time(record["started"])}
         ensure_dir(self.path)
         with open(self._log, "a", encoding="utf-8") as f:
             f.write(json.dumps(record, sort_keys=True) + "\n")
@@ -139,7 +144,19 @@ class Profile:
             lines = self._log.read_text(encoding="utf-8").splitlines()
         except FileNotFoundError:
             return []
-        return [json.loads(line) for line in lines if line.strip().startswith("{")]
+        return [r for r in map(_loads, lines) if isinstance(r, dict)]
+
+
+def _loads(line: str):
+    """One log line; a line torn by a crash mid-write is skipped, not fatal."""
+    try:
+        return json.loads(line) if line.strip().startswith("{") else None
+    except ValueError:
+        return None
+
+
+def iso_time(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def list_profiles(state_dir: Path) -> list[str]:
