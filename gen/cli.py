@@ -287,6 +287,23 @@ def verify(state_dir: Optional[Path] = StateDirOpt, as_json: bool = JsonOpt):
         raise typer.Exit(1)
 
 
+@app.command()
+def gc(profile: Optional[str] = ProfileOpt,
+       all_profiles: bool = typer.Option(False, "--all-profiles", help="Collect every profile's generations."),
+       keep: Optional[int] = typer.Option(None, "--keep", min=0, help="Keep the newest N generations (and current)."),
+       older_than: Optional[str] = typer.Option(None, "--older-than", help="Delete generations older than this "
+                                                "(30d, 12h, 90m, 1w), keeping the newest of them (as Nix does)."),
+       dry_run: bool = typer.Option(False, "--dry-run", help="Report what would go; change nothing."),
+       state_dir: Optional[Path] = StateDirOpt, lock_timeout: float = LockTimeoutOpt, as_json: bool = JsonOpt):
+    """Delete old generations (never the current one), then store objects and image pins no kept generation uses.
+
+    Example: gen gc -p shop --keep 5 --older-than 30d --dry-run
+    """
+    report = _gen(state_dir, lock_timeout=lock_timeout).gc(profile, all_profiles=all_profiles, keep=keep,
+                                                           older_than=older_than, dry_run=dry_run)
+    print(json.dumps(report.to_json()) if as_json else report.render())
+
+
 def _render_error(e: Exception) -> None:
     print(f"error: {e}", file=sys.stderr)
     if isinstance(e, ActivationFailed):
