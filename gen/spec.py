@@ -1,10 +1,14 @@
-"""Parse, validate and normalise a gen spec (TOML).
+"""Parse, validate and normalise a gen spec (TOML; Compose files go through gen.compose).
 
 The result is plain data (str/int/bool/None/list/dict, never floats) with every key
 present, so the compiler can hash it canonically. Every problem is a SpecError whose
 subject is the key path (`services.web.ports[0]`); nothing else escapes parse_spec, for
 any input text. Image names are only checked for shape here: resolving them is the
-compiler's job.
+compiler's job; secret files are only named here: reading them is the compiler's job too.
+
+build_spec() is the one validator: parse_spec feeds it what tomllib returns, and
+gen.compose feeds it a Compose file converted into the same TOML-shaped document, so both
+formats get the same checks and the same normal form.
 """
 from __future__ import annotations
 
@@ -14,6 +18,7 @@ import posixpath
 import re
 import tomllib
 from dataclasses import dataclass, field
+from typing import Callable
 
 from gen.errors import SpecError
 
@@ -44,18 +49,36 @@ class _Context:
 
 # ---------------------------------------------------------------- entry points
 
+COMPOSE_SUFFIXES = (".yaml", ".yml")   # compose.yaml, docker-compose.yml, anything.yaml
+
+
+def is_compose_file(path: str | os.PathLike) -> bool:
+    return os.fsdecode(path).lower().endswith(COMPOSE_SUFFIXES)
+
+
 def load_spec(path: str | os.PathLike) -> Spec:
+    """A spec file: YAML files are Compose files (gen.compose), everything else is gen TOML."""
+    if is_compose_file(path):
+        from gen.compose import load_compose  # lazy: TOML users never import yaml
+        return load_compose(path)
     source = os.fsdecode(path)
+    text = read_text(source, source, "spec")
+    return parse_spec(text, source, os.path.dirname(os.path.abspath(source)))
+
+
+def read_text(path: str, subject: str, what: str) -> str:
+    """A UTF-8 text file (a BOM is tolerated); any failure is a SpecError about `subject`."""
     try:
         with open(path, "rb") as file:
             data = file.read()
     except OSError as err:
-        raise SpecError(source, f"cannot read spec: {err.strerror or err}") from None
+        raise SpecError(subject, f"cannot read {what}: {_one_line(str(err.strerror or err))}") from None
+    except ValueError:  # a NUL in the path
+        raise SpecError(subject, f"cannot read {what}: the path contains a NUL character") from None
     try:
-        text = data.decode("utf-8-sig")  # tolerate the BOM some editors write
+        return data.decode("utf-8-sig")  # tolerate the BOM some editors write
     except UnicodeDecodeError as err:
-        raise SpecError(source, f"not UTF-8 text (bad byte at offset {err.start})") from None
-    return parse_spec(text, source, os.path.dirname(os.path.abspath(source)))
+        raise SpecError(subject, f"{what} is not UTF-8 text (bad byte at offset {err.start})") from None
 
 
 def parse_spec(text: str, source: str = "<string>", base_dir: str | None = None) -> Spec:
@@ -66,10 +89,31 @@ def parse_spec(text: str, source: str = "<string>", base_dir: str | None = None)
         raise SpecError(source, f"invalid TOML: {_one_line(str(err))}") from None
     except RecursionError:     # tomllib recurses on nested arrays / inline tables
         raise SpecError(source, "invalid TOML: nested too deeply") from None
+    return build_spec(doc, source, base_dir)
+
+
+def build_spec(doc: dict, source: str = "<string>", base_dir: str | None = None,
+               origin: Callable[[str], str] | None = None) -> Spec:
+    """Validate and normalise a TOML-shaped document (what tomllib returns for a gen.toml).
+
+    origin(subject), when given, maps a key path of `doc` to the key the user actually wrote
+    (another front end converted it into this shape); errors are re-raised with that subject.
+    """
+    try:
+        return _build(doc, source, base_dir)
+    except SpecError as err:
+        if origin is None:
+            raise
+        raise SpecError(origin(err.subject), err.reason) from None
+
+
+def _build(doc: dict, source: str, base_dir: str | None) -> Spec:
+    if not isinstance(doc, dict):
+        raise SpecError(source, "the document must be a table")
     _check_keys(doc, ("name", "services", "volumes", "secrets"), "")
     name = _profile_name(doc["name"]) if "name" in doc else None
     volumes = _declared_volumes(doc.get("volumes", {}))
-    secrets = _declared_secrets(doc.get("secrets", {}), _base_dir(base_dir))
+    secrets = _declared_secrets(doc.get("secrets", {}), base_dir)
     table = _table(doc.get("services", {}), "services")
     names = _checked_names(table, "services")
     ctx = _Context(frozenset(volumes), frozenset(names), frozenset(secrets))
@@ -228,7 +272,7 @@ def _declared_volumes(value: object) -> dict[str, dict]:
     return {name: {} for name in sorted(table)}
 
 
-def _declared_secrets(value: object, base_dir: str) -> dict[str, dict]:
+def _declared_secrets(value: object, base_dir: str | None) -> dict[str, dict]:
     """[secrets.NAME] file = "path": only the path is normalised here; compile reads the file."""
     table = _table(value, "secrets")
     fields = {"file": ("file", _secret_file(base_dir), _REQUIRED)}
@@ -236,9 +280,10 @@ def _declared_secrets(value: object, base_dir: str) -> dict[str, dict]:
             for name in _checked_names(table, "secrets")}
 
 
-def _secret_file(base_dir: str):
+def _secret_file(base_dir: str | None):
     def parse(value, path, ctx=None):
-        return _normpath(posixpath.join(base_dir, _string(value, path, empty_ok=False)))
+        file = _string(value, path, empty_ok=False)
+        return _normpath(file if file.startswith("/") else posixpath.join(_base_dir(base_dir), file))
     return parse
 
 
@@ -306,7 +351,7 @@ def _env(value, path, ctx=None) -> dict[str, str]:
 
 
 def _quote_hint(key: str, value: object) -> str:
-    if isinstance(value, (bool, int, float)) and not _is_huge(value):
+    if isinstance(value, (bool, int, float)) and not _is_huge(value) and _BARE_KEY.fullmatch(key):
         return f'must be a string (quote it: {key} = "{_show(value)}")'
     return "must be a string"
 
@@ -493,6 +538,40 @@ def _healthcheck(value, path, ctx) -> dict:
     return _parse_table(_table(value, path), _HEALTH_FIELDS, path, ctx)
 
 
+RESERVED_LABEL_PREFIX = "gen."   # gen finds its own containers by these labels
+
+
+def _labels(value, path, ctx=None) -> dict[str, str]:
+    table = _table(value, path)
+    labels = {}
+    for key in sorted(table):
+        sub = _sub(path, key)
+        _string(key, sub, MAX_SHORT, empty_ok=False)
+        if key.startswith(RESERVED_LABEL_PREFIX):
+            raise SpecError(sub, f"label keys starting with {RESERVED_LABEL_PREFIX!r} are reserved for gen's own labels")
+        if not isinstance(table[key], str):
+            raise SpecError(sub, _quote_hint(key, table[key]))
+        labels[key] = _string(table[key], sub, MAX_LONG)
+    return labels
+
+
+_USER_RE = re.compile(r"[^\s:]+(?::[^\s:]+)?")
+
+
+def _user(value, path, ctx=None) -> str:
+    user = _string(value, path, empty_ok=False)
+    if not _USER_RE.fullmatch(user):
+        raise SpecError(path, f"invalid user {_show(user)} (expected user[:group], as names or numeric ids)")
+    return user
+
+
+def _working_dir(value, path, ctx=None) -> str:
+    directory = _string(value, path, empty_ok=False)
+    if not directory.startswith("/"):
+        raise SpecError(path, f"{_show(directory)} must be an absolute path")
+    return _normpath(directory)
+
+
 # key -> (normalised key, parser, default as written in TOML); order = normalised dict order
 _SERVICE_FIELDS = {
     "image": ("image", _image, _REQUIRED),
@@ -508,6 +587,9 @@ _SERVICE_FIELDS = {
     "restart": ("restart", _restart, "unless-stopped"),
     "healthcheck": ("healthcheck", _healthcheck, None),
     "secrets": ("secrets", _secrets, []),
+    "labels": ("labels", _labels, {}),
+    "user": ("user", _user, None),
+    "working_dir": ("working_dir", _working_dir, None),
 }
 
 

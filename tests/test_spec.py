@@ -25,6 +25,9 @@ replicas = 1
 update = "stop-first"
 stop_grace = "1m30s"
 restart = "on-failure:3"
+labels = { "com.example.team" = "shop", tier = "" }
+user = "1000:www-data"
+working_dir = "/srv//www/"
 
 [services.web.healthcheck]
 test = ["CMD", "wget", "-q", "-O-", "http://127.0.0.1:8080/"]
@@ -48,7 +51,7 @@ healthcheck = { test = ["NONE"] }
 DEFAULTS = {
     "command": None, "entrypoint": None, "env": {}, "ports": [], "volumes": [], "depends_on": [],
     "replicas": 1, "update": "start-first", "stop_grace_ms": 10000, "restart": "unless-stopped",
-    "healthcheck": None, "secrets": [],
+    "healthcheck": None, "secrets": [], "labels": {}, "user": None, "working_dir": None,
 }
 
 EXPECTED_WEB = {
@@ -75,6 +78,9 @@ EXPECTED_WEB = {
     "healthcheck": {"test": ["CMD", "wget", "-q", "-O-", "http://127.0.0.1:8080/"],
                     "interval_ms": 1000, "timeout_ms": 1500, "retries": 5, "start_period_ms": 200},
     "secrets": [],
+    "labels": {"com.example.team": "shop", "tier": ""},
+    "user": "1000:www-data",
+    "working_dir": "/srv/www",
 }
 
 EXPECTED_DB = {
@@ -204,7 +210,7 @@ def test_secrets_are_declared_resolved_and_listed_sorted(tmp_path, monkeypatch):
                             "db_password": {"file": f"{tmp_path}/secrets/db.txt"}}
     assert list(spec.secrets) == ["api-key", "db_password"]
     assert spec.services["web"]["secrets"] == ["api-key", "db_password"]
-    assert len(spec.services["web"]) == len(DEFAULTS) + 2  # + name, image
+    assert len(spec.services["web"]) == len(DEFAULTS) + 2 == 17  # + name, image
     # The file's existence is compile's business, never the parser's.
     assert not (tmp_path / "secrets").exists()
 
@@ -340,6 +346,20 @@ BAD = [
     (svc('healthcheck = { test = "x", retries = 1001 }'), "services.web.healthcheck.retries", "out of range"),
     (svc('healthcheck = { test = "x", start_period = "1.5ms" }'),
      "services.web.healthcheck.start_period", "whole number of milliseconds"),
+    # labels, user, working_dir
+    (svc('labels = ["a=b"]'), "services.web.labels", "must be a table"),
+    (svc('labels = { "gen.profile" = "x" }'), "services.web.labels.gen.profile", "reserved"),
+    (svc('labels = { port = 80 }'), "services.web.labels.port", 'quote it: port = "80"'),
+    (svc('labels = { "a\\rb" = false }'), "services.web.labels.'a\\rb'", "must be a string"),
+    (svc('labels = { "" = "x" }'), "services.web.labels.''", "must not be empty"),
+    (svc('labels = { a = "\\u0000" }'), "services.web.labels.a", "NUL"),
+    (svc('user = 1000'), "services.web.user", "must be a string"),
+    (svc('user = ""'), "services.web.user", "must not be empty"),
+    (svc('user = "a b"'), "services.web.user", "invalid user 'a b'"),
+    (svc('user = "a:b:c"'), "services.web.user", "invalid user"),
+    (svc('working_dir = "srv"'), "services.web.working_dir", "'srv' must be an absolute path"),
+    (svc('working_dir = ""'), "services.web.working_dir", "must not be empty"),
+    (svc('working_dir = ["/"]'), "services.web.working_dir", "must be a string"),
     # secrets
     ('secrets = []', "secrets", "must be a table"),
     ('secrets = { key = "k.txt" }', "secrets.key", "must be a table"),
@@ -475,14 +495,15 @@ PLAUSIBLE = st.sampled_from([
 ])
 KEYS = st.sampled_from(["name", "services", "volumes", "secrets", "file", "image", "command", "entrypoint", "env", "ports",
                         "volumes", "depends_on", "replicas", "update", "stop_grace", "restart", "healthcheck",
-                        "test", "interval", "timeout", "retries", "start_period", "web", "db", "data"]) | st.text(max_size=8)
+                        "labels", "user", "working_dir", "test", "interval", "timeout", "retries", "start_period", "web", "db", "data"]) | st.text(max_size=8)
 SCALARS = (PLAUSIBLE | st.text(max_size=20) | st.booleans() | st.floats()
            | st.integers(min_value=-2**70, max_value=2**70) | st.integers(min_value=-5, max_value=70000))
 VALUES = st.recursive(SCALARS, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(KEYS, inner, max_size=4),
                       max_leaves=12)
 SERVICE = st.fixed_dictionaries({"image": st.just("web:1") | SCALARS}, optional={
     key: VALUES for key in ["command", "env", "ports", "volumes", "depends_on", "replicas", "update",
-                            "stop_grace", "restart", "healthcheck", "secrets"]})
+                            "stop_grace", "restart", "healthcheck", "secrets", "labels", "user",
+                            "working_dir"]})
 DOCUMENTS = st.fixed_dictionaries({}, optional={
     "name": PLAUSIBLE | SCALARS,
     "services": st.dictionaries(st.sampled_from(["web", "db", "api"]) | KEYS, SERVICE, max_size=3),
@@ -503,7 +524,7 @@ def assert_only_spec_errors(text: str) -> None:
 
 
 SERVICE_KEYS = ["image", "command", "entrypoint", "env", "ports", "volumes", "depends_on", "replicas",
-                "update", "stop_grace", "restart", "healthcheck", "secrets"]
+                "update", "stop_grace", "restart", "healthcheck", "secrets", "labels", "user", "working_dir"]
 FAST = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
