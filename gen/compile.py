@@ -69,10 +69,11 @@ def keyed_secret_digest(key: bytes) -> Callable[[str, str], str]:
 
 
 def write(store: Store, compiled: Compiled) -> str:
-    """Services first, manifest last: a manifest in the store always has its whole closure."""
-    for h, obj in compiled.services.values():
-        if store.put(obj) != h:
-            raise AssertionError("service object hash changed between compile and write")
+    """Services first (durably, in one batch), manifest last: a manifest in the store always has its
+    whole closure."""
+    entries = list(compiled.services.values())
+    if store.put_many([obj for _, obj in entries]) != [h for h, _ in entries]:
+        raise AssertionError("service object hash changed between compile and write")
     return store.put(compiled.manifest)
 
 

@@ -59,6 +59,59 @@ def _remove_quietly(path: Path) -> None:
         os.unlink(path)
 
 
+def atomic_write_many(items: list[tuple[Path, bytes]], mode: int = 0o444) -> None:
+    """atomic_write for many files at the cost of two filesystem syncs instead of two fsyncs each.
+
+    All temp files are written, then one syncfs makes their data durable, then they are renamed
+    into place and a second syncfs makes the renames durable. So a file visible under its final
+    name always has durable content, which is the invariant a content-addressed store needs.
+    """
+    temps: list[tuple[Path, Path]] = []
+    try:
+        for path, data in items:
+            temp = _temp_name(path)
+            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+            temps.append((temp, path))
+            with os.fdopen(fd, "wb") as file:
+                file.write(data)
+                os.fchmod(file.fileno(), mode)
+        if temps:
+            _syncfs(temps[0][1].parent)
+        for temp, path in temps:
+            os.replace(temp, path)
+        if temps:
+            _syncfs(temps[0][1].parent)
+    except BaseException as exc:
+        for temp, _ in temps:
+            _remove_quietly(temp)
+        if isinstance(exc, OSError):
+            raise StateUnwritable.from_os_error(items[0][0], exc) from exc
+        raise
+
+
+def _syncfs(directory: Path) -> None:
+    """Flush the filesystem holding `directory` (syncfs(2); os.sync where it is unavailable)."""
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        if _libc is None or _libc.syncfs(fd) != 0:
+            os.sync()
+    finally:
+        os.close(fd)
+
+
+def _load_libc():
+    try:
+        import ctypes
+        import ctypes.util
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        return libc if hasattr(libc, "syncfs") else None
+    except OSError:
+        return None
+
+
+_libc = _load_libc()
+
+
 def fsync_dir(path: Path | str) -> None:
     try:
         fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)

@@ -624,3 +624,18 @@ def test_ensure_dir(tmp_path):
     (tmp_path / "file").write_text("x")
     with pytest.raises(StateUnwritable):
         ensure_dir(tmp_path / "file" / "sub")
+
+
+def test_put_many_writes_every_missing_object_read_only_and_returns_hashes_in_order(tmp_path):
+    from store import Store, hash_value
+    store = Store(tmp_path / "s")
+    values = [{"n": i} for i in range(50)] + [{"n": 3}]
+    existing = store.put({"n": 7})
+    hashes = store.put_many(values)
+    assert hashes == [hash_value(v) for v in values]
+    assert existing in hashes and sorted(store.iter_hashes()) == sorted(set(hashes))
+    for h, v in zip(hashes, values):
+        assert store.get(h) == v
+        assert stat.S_IMODE(store.path_of(h).stat().st_mode) == 0o444
+    assert not [p for p in (tmp_path / "s").rglob(".tmp-*")], "no temp files left"
+    assert store.put_many([]) == []
