@@ -32,7 +32,7 @@ Progress = Callable[[str, str, str], None]      # (service, phase, detail)
 class Options:
     timeout_s: float = 60.0          # bound on waiting for health, per transaction
     stability_s: float = 1.0         # without a healthcheck: running this long without a restart
-    poll_s: float = 0.1
+    poll_s: float = 0.05           # one engine list call per poll
     workers: int = 16
 
 
@@ -141,7 +141,7 @@ class Activation:
         for s in steps:
             self.progress(s.service, "waiting", "for health")
         wait_healthy(self.engine, self.profile, {cid: self._health_of(svc) for cid, svc in started.items()},
-                     started, deadline, self.options)
+                     started, deadline, self.options, self._pool.map)
         for s in steps:
             self.progress(s.service, "healthy", "")
         checkpoint("level healthy")
@@ -152,7 +152,7 @@ class Activation:
 
     def _stop_old(self, step, cid: str) -> None:
         self.progress(step.service, "stopping", cid[:12])
-        self.engine.stop(cid, self._grace_of(step.service))
+        self.engine.stop(cid, self.plan.grace_ms.get(cid))
         self.undo_log.add("stopped", (cid, step.service))
         checkpoint(f"stopped {cid[:12]}")
 
@@ -162,10 +162,6 @@ class Activation:
             self.undo_log.add("started", cid)
         self.engine.start(cid)
         checkpoint(f"started {cid[:12]}")
-
-    def _grace_of(self, service: str) -> int:
-        entry = self.target.services.get(service)
-        return entry[1]["stop_grace_ms"] if entry else 10_000
 
     # -- after commit: remove what the new generation does not use --------------------------------
     def _cleanup(self) -> None:
@@ -181,7 +177,9 @@ class Activation:
 
     def _remove_old(self, cid: str, step) -> None:
         self.progress(step.service, "removing", cid[:12])
-        self.engine.stop(cid, self._grace_of(step.service))
+        grace = self.plan.grace_ms.get(cid)
+        if grace != 0:
+            self.engine.stop(cid, grace)    # let it shut down cleanly; with no grace, remove kills it at once
         self.engine.remove(cid)
         checkpoint(f"removed {cid[:12]}")
 
@@ -196,7 +194,7 @@ class Activation:
                 self.progress(service, "restoring", cid[:12])
             self._parallel(lambda cid: self.engine.start(cid), [(cid,) for cid in again])
             wait_healthy(self.engine, self.profile, {cid: None for cid in again}, again,
-                         time.monotonic() + self.options.timeout_s, self.options)
+                         time.monotonic() + self.options.timeout_s, self.options, self._pool.map)
         except GenError as e:
             restored, problem = False, str(e)
         failed = ActivationFailed.wrap(failure)
@@ -213,18 +211,20 @@ class Activation:
 
 
 def wait_healthy(engine, profile: str, has_check: dict[str, bool | None], services: dict[str, str],
-                 deadline: float, options: Options) -> None:
+                 deadline: float, options: Options, pmap=map) -> None:
     """Block until every container is healthy (its healthcheck passes, or, without one, it has been
     running for the stability window without a restart). Fails fast on exit, crash loop or unhealthy.
 
     has_check[cid] None means "ask the engine" (used when restoring containers of an older generation).
-    One engine list call per poll, whatever the number of containers.
+    One engine list call per poll, whatever the number of containers; pmap runs the per-container
+    restart checks (a thread pool's map runs them concurrently).
     """
     running_since: dict[str, float] = {}
     pending = set(has_check)
     while pending:
         now = time.monotonic()
         seen = {c.id: c for c in engine.observe(profile)}
+        ripe: list[str] = []
         for cid in sorted(pending):
             c = seen.get(cid)
             if c is None:
@@ -239,11 +239,14 @@ def wait_healthy(engine, profile: str, has_check: dict[str, bool | None], servic
             if checked:
                 if c.health == "healthy":
                     pending.discard(cid)
-            elif c.state == "running":
-                since = running_since.setdefault(cid, now)
-                if now - since >= options.stability_s:
-                    _check_no_restart(engine, services[cid], cid, c)
-                    pending.discard(cid)
+            elif c.state == "running" and now - running_since.setdefault(cid, now) >= options.stability_s:
+                ripe.append(cid)
+        # The list call cannot see a quick restart; the restart count can. Ask for all ripe ones at once.
+        for cid, info in zip(ripe, pmap(engine.inspect, ripe)):
+            if info["RestartCount"] or not info["State"]["Running"]:
+                _fail(engine, services[cid], cid,
+                      f"restarted {info['RestartCount']} time(s) during the stability window", seen[cid])
+            pending.discard(cid)
         if not pending:
             return
         if now > deadline:
@@ -252,12 +255,6 @@ def wait_healthy(engine, profile: str, has_check: dict[str, bool | None], servic
             state = (c.health or c.state) if c else "missing"
             _fail(engine, services[cid], cid, f"not healthy within the timeout (state: {state})", c)
         time.sleep(options.poll_s)
-
-
-def _check_no_restart(engine, service: str, cid: str, c) -> None:
-    info = engine.inspect(cid)
-    if info["RestartCount"] or not info["State"]["Running"]:
-        _fail(engine, service, cid, f"restarted {info['RestartCount']} time(s) during the stability window", c)
 
 
 def _fail(engine, service: str, cid: str, reason: str, c) -> None:

@@ -171,9 +171,10 @@ class Engine:
         self.api.start(cid)
 
     @_translated(lambda cid, *_: f"container {cid[:12]}")
-    def stop(self, cid: str, grace_ms: int) -> None:
+    def stop(self, cid: str, grace_ms: int | None) -> None:
+        """Stop with a grace period; None uses the container's own (the stop_grace it was created with)."""
         try:
-            self.api.stop(cid, timeout=_grace_seconds(grace_ms))
+            self.api.stop(cid, timeout=None if grace_ms is None else _grace_seconds(grace_ms))
         except docker.errors.NotFound:
             pass
 

@@ -60,6 +60,7 @@ class Plan:
     profile: str
     steps: tuple[Step, ...]
     levels: tuple[tuple[str, ...], ...] = field(default=())
+    grace_ms: dict[str, int] = field(default_factory=dict)   # observed container id -> its stop grace, when known
 
     @property
     def is_noop(self) -> bool:
@@ -97,7 +98,8 @@ def plan(profile: str, services: dict[str, tuple[str, dict]], observed: list[Obs
              for name, (h, obj) in sorted(services.items())]
     steps += [_removal_step(name, cs) for name, cs in sorted(by_service.items()) if name not in services]
     steps = _stop_conflicting_old(steps, services, observed)
-    return Plan(profile=profile, steps=tuple(steps), levels=levels)
+    grace = {c.id: known[c.hash]["stop_grace_ms"] for c in observed if known and c.hash in known}
+    return Plan(profile=profile, steps=tuple(steps), levels=levels, grace_ms=grace)
 
 
 def _service_step(profile: str, name: str, h: str, obj: dict, existing: list[Observed], level: int,
