@@ -20,6 +20,11 @@ demo: setup
 test *ARGS: setup
     {{py}} -m pytest -q {{ARGS}}
 
+# Fault injection: kill at every step, random kills, dockerd restart, 4 racing switches, 5,000 fuzzed specs.
+# Restarts the Docker daemon: every container on this machine restarts or stops.
+faults *ARGS: setup
+    {{py}} -m tests.faults --daemon-restart {{ARGS}}
+
 # gen vs Docker Compose v2 vs a Docker SDK floor, on the real engine (--reps N, --cases a,b, --quick)
 bench *ARGS: setup
     if [ ! -f {{venv}}/.gen-bench-installed ] || [ pyproject.toml -nt {{venv}}/.gen-bench-installed ]; then {{py}} -m pip install -q --disable-pip-version-check -e '.[test,bench]' && touch {{venv}}/.gen-bench-installed; fi

@@ -17,13 +17,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gen.activate import Activation, Options, Progress, _no_progress, checkpoint
-from gen.compile import Compiled, compile_spec, load, profile_for, write
+from gen.compile import Compiled, compile_spec, keyed_secret_digest, load, profile_for, write
 from gen.errors import ActivationFailed, GenError, LockBusy, ProfileError, SpecError
 from store.errors import StoreError
 from gen.plan import Plan, plan
 from gen.profile import Generation, Profile, default_state_dir, list_profiles
 from gen.spec import Spec, load_spec
-from store import Store
+from store import Store, atomic_write
+from store.fsutil import ensure_dir
 from store.errors import LockTimeout
 
 _HEX = re.compile(r"[0-9a-f]{4,64}")
@@ -67,7 +68,28 @@ class Gen:
         spec = load_spec(spec_path)
         name = profile_for(spec, profile)
         Profile(self.state_dir, name)          # validates the profile name before any engine call
-        return compile_spec(spec, name, self.engine.image_id)
+        digest = keyed_secret_digest(self._secret_key()) if spec.secrets else (lambda path, key: "")
+        return compile_spec(spec, name, self._image_resolver(), digest)
+
+    def _image_resolver(self):
+        """engine.image_id, asked once per distinct reference (a 1,000-service spec often has one image)."""
+        resolved: dict[str, str] = {}
+
+        def resolve(ref: str, key_path: str) -> str:
+            if ref not in resolved:
+                resolved[ref] = self.engine.image_id(ref, key_path)
+            return resolved[ref]
+        return resolve
+
+    def _secret_key(self) -> bytes:
+        """This state directory's random key for secret digests (created once, mode 0600)."""
+        path = self.state_dir / "secret.key"
+        try:
+            return path.read_bytes()
+        except FileNotFoundError:
+            ensure_dir(self.state_dir)
+            atomic_write(path, os.urandom(32), mode=0o600)
+            return path.read_bytes()
 
     def build(self, spec_path: str | os.PathLike, profile: str | None = None) -> Compiled:
         compiled = self.compile(spec_path, profile)
