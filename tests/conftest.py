@@ -96,6 +96,15 @@ class Deployment:
             n.remove()
         for v in self.docker.volumes.list(filters={"label": f"gen.profile={self.profile}"}):
             v.remove(force=True)
+        remove_pins(self.docker, self.profile)
+
+
+def remove_pins(docker_client, profile: str) -> None:
+    """gen tags the images of recorded generations (gen-pin/<profile>:<id>); a test's go with it."""
+    for image in docker_client.images.list(name=f"gen-pin/{profile}"):
+        for ref in image.tags:
+            if ref.startswith(f"gen-pin/{profile}:"):
+                docker_client.api.remove_image(ref, noprune=True)
 
 
 @pytest.fixture

@@ -158,6 +158,9 @@ class Lab:
             n.remove()
         for v in self.docker.volumes.list(filters={"label": f"gen.profile={self.profile}"}):
             v.remove(force=True)
+        for image in self.docker.images.list(name=f"gen-pin/{self.profile}"):
+            for ref in image.tags:
+                self.docker.api.remove_image(ref, noprune=True)
 
 
 # -- the faults --------------------------------------------------------------------------------------
