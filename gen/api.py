@@ -110,10 +110,11 @@ class Gen:
             return None
         return self.store.put(source) if store else hash_value(source)
 
-    def resolve(self, target: str, profile: str | None = None) -> Compiled:
-        """A spec file is built; a (prefix of a) manifest hash is read from the store."""
+    def resolve(self, target: str, profile: str | None = None, write: bool = True) -> Compiled:
+        """A spec file is built (only compiled with write=False); a (prefix of a) manifest hash is read
+        from the store."""
         if os.path.exists(target) or target.endswith((".toml", ".yaml", ".yml")):
-            return self.build(target, profile)
+            return self.build(target, profile) if write else self.compile(target, profile)
         if not _HEX.fullmatch(target):
             raise SpecError(target, "is neither a spec file nor a manifest hash")
         compiled = load(self.store, self.store.resolve_prefix(target))
@@ -124,7 +125,7 @@ class Gen:
 
     # -- switch, rollback, recover ---------------------------------------------------------------
     def switch(self, target: str, profile: str | None = None, dry_run: bool = False) -> Result:
-        compiled = self.resolve(target, profile)
+        compiled = self.resolve(target, profile, write=not dry_run)
         prof = Profile(self.state_dir, compiled.manifest["profile"])
         if dry_run:
             return self._dry_run(prof, compiled)
@@ -187,6 +188,14 @@ class Gen:
         """Delete old generations (never the current one), unreachable store objects and stale image
         pins; returns a gen.gc.GcReport. Rules and concurrency: see gen.gc."""
         from gen.gc import collect
+        if not dry_run:
+            # Like every mutating verb: an interrupted activation is repaired first, and said so.
+            targets = [Profile(self.state_dir, n) for n in list_profiles(self.state_dir)] if all_profiles \
+                else [self.profile(profile)]
+            for prof in targets:
+                if prof.journal():
+                    with self._locked(prof):
+                        self._recover_if_interrupted(prof)
         return collect(self, profile, all_profiles=all_profiles, keep=keep, older_than=older_than, dry_run=dry_run)
 
     # -- internals -------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import re
+import time
 
 import docker
 import docker.errors
@@ -185,6 +186,20 @@ class Engine:
             self.api.remove_container(cid, force=True, v=False)
         except docker.errors.NotFound:
             pass
+        except docker.errors.APIError as e:
+            if e.status_code != 409 or "already in progress" not in str(e.explanation):
+                raise
+            self._wait_gone(cid)   # a removal asked for by an earlier (killed) gen is still running
+
+    def _wait_gone(self, cid: str, timeout_s: float = 60) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            try:
+                self.api.inspect_container(cid)
+            except docker.errors.NotFound:
+                return
+            time.sleep(0.1)
+        raise EngineError(f"container {cid[:12]}", f"still being removed after {timeout_s:g}s")
 
 
 def _observed(row: dict) -> Observed:

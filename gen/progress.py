@@ -61,7 +61,12 @@ class Reporter:
 
 
 class Quiet(Reporter):
-    pass
+    """No progress; but profile-wide events (an interrupted activation found and repaired) are
+    always said, whatever the verbosity."""
+
+    def progress(self, service: str, phase: str, detail: str = "") -> None:
+        if not service:
+            sys.stderr.write(f"{phase}: {detail}\n")
 
 
 class Lines(Reporter):

@@ -79,7 +79,7 @@ def _apply(draw, spec: dict, fault: str) -> None:
     elif fault == "bad-name":
         name = draw(st.sampled_from(["Web", "_x", "a/b", "x" * 70, "ü", ""]))
         spec["services"][name] = {"image": "gen-test/busybox:1"}
-    elif fault == "noise":
+    elif fault == "noise" and isinstance(spec["services"]["web"].get("env"), dict):
         spec["services"]["web"]["env"][draw(st.sampled_from(["N1", "N2"]))] = draw(st.text(max_size=50))
 
 

@@ -102,3 +102,12 @@ def lab_root():
 def test_malformed_specs_never_crash_write_or_touch_the_engine():
     clean, run = fuzz_cli(300)
     assert run >= 300 and clean == run
+
+
+def test_gc_recovers_an_interrupted_activation_first_and_says_so(lab, labels):
+    killed = lab.gen("switch", lab.spec("v2"), env={"GEN_FAULT_KILL_AT": str(labels.index("level healthy") + 2)})
+    assert killed.returncode == -signal.SIGKILL
+    collected = lab.gen("gc", "-p", lab.profile)
+    assert collected.returncode == 0, collected.stderr
+    assert "interrupted" in collected.stderr
+    assert lab.check() == "v1"

@@ -217,3 +217,19 @@ def test_missing_bind_source_fails_in_prepare_and_changes_nothing(deployment):
     r = d.gen("switch", d.spec(bad))
     assert r.code == 2 and "does-not-exist" in r.err
     assert d.ids_by_service() == before and current(d) == 1
+
+
+def test_dry_run_prints_the_plan_and_changes_nothing(deployment):
+    d, port = deployment, free_port()
+    assert d.gen("switch", d.spec(three_services(port, "one"))).code == 0
+    before_ids = d.ids_by_service()
+    objects = sorted(p.name for p in (d.state / "store").rglob("*") if p.is_file())
+    r = d.gen("switch", d.spec(three_services(port, "two")), "--dry-run")
+    assert r.code == 0 and "dry run" in r.out
+    rows = {line.split()[1]: line.split()[0] for line in r.out.splitlines() if line.startswith("  ")}
+    assert rows == {"db": "keep", "web": "replace", "worker": "keep"}
+    assert "env changed" in r.out and "stop-first" in r.out
+    assert d.ids_by_service() == before_ids
+    assert sorted(p.name for p in (d.state / "store").rglob("*") if p.is_file()) == objects
+    assert len(generations(d)) == 1 and http_get(port) == "one"
+    assert d.gen("rollback", "-p", d.profile, "--dry-run").code == 1, "nothing older to roll back to"
