@@ -158,9 +158,8 @@ class Lab:
             n.remove()
         for v in self.docker.volumes.list(filters={"label": f"gen.profile={self.profile}"}):
             v.remove(force=True)
-        for image in self.docker.images.list(name=f"gen-pin/{self.profile}"):
-            for ref in image.tags:
-                self.docker.api.remove_image(ref, noprune=True)
+        from tests.conftest import remove_pins
+        remove_pins(self.docker, self.profile)
 
 
 # -- the faults --------------------------------------------------------------------------------------
