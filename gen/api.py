@@ -21,7 +21,7 @@ from gen.compile import Compiled, compile_spec, keyed_secret_digest, load, profi
 from gen.errors import ActivationFailed, GenError, LockBusy, ProfileError, SpecError
 from store.errors import StoreError
 from gen.plan import Plan, plan
-from gen.profile import Generation, Profile, default_state_dir, list_profiles
+from gen.profile import Generation, Profile, default_state_dir, find_profile, history, list_profiles
 from gen.spec import Spec, load_spec
 from store import Store, atomic_write
 from store.fsutil import ensure_dir
@@ -159,13 +159,7 @@ class Gen:
 
     # -- read-only -------------------------------------------------------------------------------
     def profile(self, name: str | None) -> Profile:
-        if name:
-            return Profile(self.state_dir, name)
-        names = list_profiles(self.state_dir)
-        if len(names) == 1:
-            return Profile(self.state_dir, names[0])
-        raise ProfileError("profile", "none exists yet" if not names else
-                           f"several exist ({', '.join(names)}); choose one with -p NAME")
+        return find_profile(self.state_dir, name)
 
     def status(self, profile: str | None = None):
         """The engine against `current`: per service ok or what is wrong; extras; an interrupted activation."""
@@ -178,10 +172,7 @@ class Gen:
         return status(prof.name, current.number if current else None, compiled, p, observed, prof.journal())
 
     def generations(self, profile: str | None = None) -> tuple[Profile, list[Generation], int | None]:
-        prof = self.profile(profile)
-        if not prof.exists():
-            raise ProfileError(f"profile {prof.name}", "has no generations")
-        return prof, prof.generations(), prof.current_number()
+        return history(self.state_dir, profile)
 
     def gc(self, profile: str | None = None, *, all_profiles: bool = False, keep: int | None = None,
            older_than: str | None = None, dry_run: bool = False):

@@ -42,15 +42,18 @@ LockTimeoutOpt = typer.Option(30.0, "--lock-timeout", help="Seconds to wait for 
 QuietOpt = typer.Option(False, "--quiet", "-q", help="No progress output; print only the result.")
 JsonOpt = typer.Option(False, "--json", help="Machine-readable output (stable keys) on stdout.")
 DryRunOpt = typer.Option(False, "--dry-run", help="Print the plan; change nothing.")
+StableForOpt = typer.Option(1.0, "--stable-for", min=0.0,
+                            help="Seconds a container without a healthcheck must run without exiting or restarting "
+                                 "to count as healthy.")
 
 
 def _gen(state_dir: Optional[Path], timeout: float = 60.0, lock_timeout: float = 30.0, quiet: bool = True,
-         reporter=None):
+         reporter=None, stable_for: float = 1.0):
     from gen.activate import Options
     from gen.api import Gen
     from gen.progress import Quiet
     reporter = reporter or Quiet()
-    return Gen(state_dir, options=Options(timeout_s=timeout), lock_timeout=lock_timeout,
+    return Gen(state_dir, options=Options(timeout_s=timeout, stability_s=stable_for), lock_timeout=lock_timeout,
                progress=reporter.progress, on_plan=reporter.on_plan)
 
 
@@ -114,13 +117,14 @@ def build(spec: Path = typer.Argument(..., help="Spec file (TOML, or a Compose Y
 def switch(target: str = typer.Argument(..., help="Spec file, or a manifest hash (or unique prefix)."),
            profile: Optional[str] = ProfileOpt, state_dir: Optional[Path] = StateDirOpt,
            timeout: float = TimeoutOpt, lock_timeout: float = LockTimeoutOpt, dry_run: bool = DryRunOpt,
-           quiet: bool = QuietOpt, as_json: bool = JsonOpt):
+           quiet: bool = QuietOpt, as_json: bool = JsonOpt, stable_for: float = StableForOpt):
     """Build if needed, then activate as one transaction: all healthy, or the previous generation restored.
 
     Example: gen switch examples/shop/gen.toml --timeout 120
     """
     with _reporter(quiet or dry_run) as rep:
-        result = _gen(state_dir, timeout, lock_timeout, reporter=rep).switch(target, profile, dry_run=dry_run)
+        result = _gen(state_dir, timeout, lock_timeout, reporter=rep, stable_for=stable_for).switch(
+            target, profile, dry_run=dry_run)
     _render_result(result, dry_run, as_json)
 
 
@@ -128,26 +132,27 @@ def switch(target: str = typer.Argument(..., help="Spec file, or a manifest hash
 def rollback(profile: Optional[str] = ProfileOpt, to: Optional[int] = typer.Option(None, "--to", help="Generation number."),
              state_dir: Optional[Path] = StateDirOpt, timeout: float = TimeoutOpt,
              lock_timeout: float = LockTimeoutOpt, dry_run: bool = DryRunOpt,
-             quiet: bool = QuietOpt, as_json: bool = JsonOpt):
+             quiet: bool = QuietOpt, as_json: bool = JsonOpt, stable_for: float = StableForOpt):
     """Activate the previous generation (or --to N). Moves `current`; creates no generation.
 
     Example: gen rollback -p shop --to 3
     """
     with _reporter(quiet or dry_run) as rep:
-        result = _gen(state_dir, timeout, lock_timeout, reporter=rep).rollback(profile, to, dry_run=dry_run)
+        result = _gen(state_dir, timeout, lock_timeout, reporter=rep, stable_for=stable_for).rollback(
+            profile, to, dry_run=dry_run)
     _render_result(result, dry_run, as_json)
 
 
 @app.command()
 def recover(profile: Optional[str] = ProfileOpt, state_dir: Optional[Path] = StateDirOpt,
             timeout: float = TimeoutOpt, lock_timeout: float = LockTimeoutOpt, quiet: bool = QuietOpt,
-            as_json: bool = JsonOpt):
+            as_json: bool = JsonOpt, stable_for: float = StableForOpt):
     """Converge the engine on the current generation (after a crash, kill -9 or a daemon restart).
 
     Example: gen recover -p shop
     """
     with _reporter(quiet) as rep:
-        result = _gen(state_dir, timeout, lock_timeout, reporter=rep).recover(profile)
+        result = _gen(state_dir, timeout, lock_timeout, reporter=rep, stable_for=stable_for).recover(profile)
     _render_result(result, False, as_json)
 
 
@@ -203,7 +208,8 @@ def list_(profile: Optional[str] = ProfileOpt, state_dir: Optional[Path] = State
 
     Example: gen list -p shop --json
     """
-    prof, gens, current = _gen(state_dir).generations(profile)
+    from gen.profile import default_state_dir, history     # the hot path of `list`: no engine, no store
+    prof, gens, current = history(state_dir or default_state_dir(), profile)
     if as_json:
         _json([g.to_json(g.number == current) for g in gens])
         return

@@ -1,6 +1,11 @@
 """Names and labels gen gives to engine objects. Pure; shared by the planner and the engine."""
 from __future__ import annotations
 
+import re
+
+# Profile, service, volume and secret names: usable in container, network and volume names.
+NAME_RE = re.compile(r"\A[a-z0-9][a-z0-9_.-]{0,62}\Z")
+
 LABEL_PROFILE = "gen.profile"
 LABEL_SERVICE = "gen.service"
 LABEL_HASH = "gen.hash"

@@ -17,8 +17,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from gen.errors import ProfileError
-from gen.spec import NAME_RE
-from store import FileLock, atomic_symlink, atomic_write, read_link
+from gen.naming import NAME_RE
+from store.fsutil import FileLock, atomic_symlink, atomic_write, read_link
 from store.fsutil import ensure_dir
 
 
@@ -80,7 +80,7 @@ class Profile:
     def _read(path: str) -> Generation:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)     # half the cost of open(): 10,000 of these in a list
         try:
-            data = json.loads(os.read(fd, 1 << 16))
+            data = json.loads(os.read(fd, 1 << 16).decode())
         finally:
             os.close(fd)
         return Generation(data["generation"], data["manifest"], data["created"], data.get("services", 0),
@@ -167,6 +167,25 @@ def _loads(line: str):
 
 def iso_time(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def find_profile(state_dir: Path, name: str | None) -> Profile:
+    """The named profile, or the only one when no name is given."""
+    if name:
+        return Profile(state_dir, name)
+    names = list_profiles(state_dir)
+    if len(names) == 1:
+        return Profile(state_dir, names[0])
+    raise ProfileError("profile", "none exists yet" if not names else
+                       f"several exist ({', '.join(names)}); choose one with -p NAME")
+
+
+def history(state_dir: Path, name: str | None) -> tuple[Profile, list[Generation], int | None]:
+    """A profile's generations and its current number (what `gen list` shows)."""
+    prof = find_profile(state_dir, name)
+    if not prof.exists():
+        raise ProfileError(f"profile {prof.name}", "has no generations")
+    return prof, prof.generations(), prof.current_number()
 
 
 def list_profiles(state_dir: Path) -> list[str]:

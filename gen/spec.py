@@ -22,7 +22,7 @@ from typing import Callable
 
 from gen.errors import SpecError
 
-NAME_RE = re.compile(r"\A[a-z0-9][a-z0-9_.-]{0,62}\Z")
+from gen.naming import NAME_RE  # noqa: E402  (re-exported: the spec rule for names)
 NAME_RULE = "invalid name (use [a-z0-9][a-z0-9_.-]*, at most 63 characters)"
 MAX_SHORT = 4096            # names, images, paths, env keys, policies
 MAX_LONG = 65536            # command arguments and env values (scripts can be long)

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.cleanup import remove_profile
+
 ROOT = Path(__file__).resolve().parent.parent
 IMAGE = os.environ.get("GEN_TEST_IMAGE", "gen-test/busybox:1")
 
@@ -90,21 +92,7 @@ class Deployment:
         return out
 
     def cleanup(self) -> None:
-        for c in self.containers():
-            c.remove(force=True)
-        for n in self.docker.networks.list(filters={"label": f"gen.profile={self.profile}"}):
-            n.remove()
-        for v in self.docker.volumes.list(filters={"label": f"gen.profile={self.profile}"}):
-            v.remove(force=True)
-        remove_pins(self.docker, self.profile)
-
-
-def remove_pins(docker_client, profile: str) -> None:
-    """gen tags the images of recorded generations (gen-pin/<profile>:<id>); a test's go with it."""
-    for image in docker_client.images.list(name=f"gen-pin/{profile}"):
-        for ref in image.tags:
-            if ref.startswith(f"gen-pin/{profile}:"):
-                docker_client.api.remove_image(ref, noprune=True)
+        remove_profile(self.docker, self.profile)
 
 
 @pytest.fixture

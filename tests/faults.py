@@ -23,6 +23,8 @@ from pathlib import Path
 
 import docker
 
+from tests.cleanup import remove_profile
+
 ROOT = Path(__file__).resolve().parent.parent
 IMAGE = os.environ.get("GEN_TEST_IMAGE", "gen-test/busybox:1")
 
@@ -152,14 +154,7 @@ class Lab:
         return version
 
     def cleanup(self) -> None:
-        for c in self.docker.containers.list(all=True, filters={"label": f"gen.profile={self.profile}"}):
-            c.remove(force=True)
-        for n in self.docker.networks.list(filters={"label": f"gen.profile={self.profile}"}):
-            n.remove()
-        for v in self.docker.volumes.list(filters={"label": f"gen.profile={self.profile}"}):
-            v.remove(force=True)
-        from tests.conftest import remove_pins
-        remove_pins(self.docker, self.profile)
+        remove_profile(self.docker, self.profile)
 
 
 # -- the faults --------------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from gen.gc import GcReport, is_gen_pin, parse_age, pin_repo, pin_tag, select
 from gen.errors import GenError
 from gen.profile import Generation, Profile
 from store import Store, atomic_write
+from tests.cleanup import remove_pins
 from tests.conftest import ROOT
 
 APP = """
@@ -96,11 +97,6 @@ def snapshot(state: Path) -> dict:
 def pins(docker_client, profile: str) -> dict[str, str]:
     prefix = pin_repo(profile) + ":"
     return {ref: img.id for img in docker_client.images.list() for ref in img.tags if ref.startswith(prefix)}
-
-
-def remove_pins(docker_client, profile: str) -> None:
-    for ref in pins(docker_client, profile):
-        docker_client.api.remove_image(ref, noprune=True)
 
 
 @pytest.fixture

@@ -233,3 +233,14 @@ def test_dry_run_prints_the_plan_and_changes_nothing(deployment):
     assert sorted(p.name for p in (d.state / "store").rglob("*") if p.is_file()) == objects
     assert len(generations(d)) == 1 and http_get(port) == "one"
     assert d.gen("rollback", "-p", d.profile, "--dry-run").code == 1, "nothing older to roll back to"
+
+
+def test_stability_window_catches_a_crash_soon_after_start(deployment):
+    d = deployment
+    late_crash = sleeper("app").replace('["sleep", "3600"]', '["sh", "-c", "sleep 0.5; exit 4"]') \
+        .replace('stop_grace = "0s"', 'stop_grace = "0s"\nrestart = "no"')
+    r = d.gen("switch", d.spec(late_crash))
+    assert r.code == 2 and "exited with code 4" in r.err, "the default 1 s window sees it die"
+    assert d.containers() == []
+    r = d.gen("switch", d.spec(late_crash), "--stable-for", "0")
+    assert r.code == 0, "with no window, running once is enough (and it dies later)"
