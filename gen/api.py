@@ -181,9 +181,9 @@ class Gen:
         from gen.gc import collect
         if not dry_run:
             # Like every mutating verb: an interrupted activation is repaired first, and said so.
-            targets = [Profile(self.state_dir, n) for n in list_profiles(self.state_dir)] if all_profiles \
-                else [self.profile(profile)]
-            for prof in targets:
+            names = list_profiles(self.state_dir)
+            chosen = [profile] if profile else names if all_profiles or len(names) == 1 else []
+            for prof in (Profile(self.state_dir, name) for name in chosen):
                 if prof.journal():
                     with self._locked(prof):
                         self._recover_if_interrupted(prof)

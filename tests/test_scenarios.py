@@ -244,3 +244,21 @@ def test_stability_window_catches_a_crash_soon_after_start(deployment):
     assert d.containers() == []
     r = d.gen("switch", d.spec(late_crash), "--stable-for", "0")
     assert r.code == 0, "with no window, running once is enough (and it dies later)"
+
+
+def test_unwritable_state_directory_fails_before_any_container_is_touched(deployment):
+    """chattr +i makes the profile directory unwritable even for root (as a full or read-only disk would)."""
+    import subprocess
+    d, port = deployment, free_port()
+    assert d.gen("switch", d.spec(web(port, "old"))).code == 0
+    before = d.ids_by_service()
+    profile_dir = d.state / "profiles" / d.profile
+    subprocess.run(["chattr", "+i", str(profile_dir)], check=True)
+    try:
+        r = d.gen("switch", d.spec(web(port, "new")))
+    finally:
+        subprocess.run(["chattr", "-i", str(profile_dir)], check=True)
+    assert r.code == 1 and "Traceback" not in r.err
+    assert str(profile_dir) in r.err and "not permitted" in r.err.lower()
+    assert d.ids_by_service() == before and http_get(port) == "old"
+    assert current(d) == 1
