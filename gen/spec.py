@@ -459,12 +459,17 @@ def _normpath(path: str) -> str:
 
 
 def _depends_on(value, path, ctx) -> list[str]:
+    return _references(value, path, ctx.services, "unknown service {}", "duplicate dependency {}")
+
+
+def _references(value, path: str, known, unknown: str, duplicate: str) -> list[str]:
+    """A list of names that must each be declared elsewhere in the spec, once; sorted."""
     names = _string_list(value, path, MAX_SHORT)
-    for i, dep in enumerate(names):
-        if dep not in ctx.services:
-            raise SpecError(f"{path}[{i}]", f"unknown service {_show(dep)}")
-        if dep in names[:i]:
-            raise SpecError(f"{path}[{i}]", f"duplicate dependency {_show(dep)}")
+    for i, name in enumerate(names):
+        if name not in known:
+            raise SpecError(f"{path}[{i}]", unknown.format(_show(name)))
+        if name in names[:i]:
+            raise SpecError(f"{path}[{i}]", duplicate.format(_show(name)))
     return sorted(names)
 
 
@@ -512,13 +517,7 @@ _HEALTH_FIELDS = {
 
 
 def _secrets(value, path, ctx) -> list[str]:
-    names = _string_list(value, path, MAX_SHORT)
-    for i, name in enumerate(names):
-        if name not in ctx.secrets:
-            raise SpecError(f"{path}[{i}]", f"secret {_show(name)} is not declared in [secrets]")
-        if name in names[:i]:
-            raise SpecError(f"{path}[{i}]", f"duplicate secret {_show(name)}")
-    return sorted(names)
+    return _references(value, path, ctx.secrets, "secret {} is not declared in [secrets]", "duplicate secret {}")
 
 
 SECRETS_DIR = "/run/secrets"   # where a service's secrets appear inside its containers
