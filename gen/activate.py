@@ -16,6 +16,8 @@ import signal
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import wait as wait_futures
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -84,6 +86,7 @@ class Activation:
         self.undo_log = UndoLog()
         self._pool = ThreadPoolExecutor(max_workers=options.workers)
         self._new_ids: dict[str, str] = {}       # container name -> id, for containers we created
+        self._inflight: list = []                # futures of the last parallel batch
 
     def run(self, commit: Callable[[], None]) -> None:
         """Prepare, start, gate on health, commit, clean up. Raises ActivationFailed after undoing."""
@@ -93,7 +96,13 @@ class Activation:
                 self._prepare()
                 for level in self.plan.by_level():
                     self._start_level(level, deadline)
-                commit()     # last and atomic: once the pointer moved, nothing here can fail any more
+                with _interrupts_deferred():
+                    commit()     # last and atomic: once the pointer moved, nothing here can fail any more
+            except KeyboardInterrupt:
+                # Ctrl-C or SIGTERM before the commit: undo, as for any other failure. Let the engine
+                # calls already in flight finish first, so that the undo log is complete.
+                wait_futures(self._inflight)
+                self._undo_and_raise(GenError("activation", "interrupted by a signal before the commit"))
             except (GenError, StoreError) as failure:
                 self._undo_and_raise(failure)
             checkpoint("committed")
@@ -205,9 +214,25 @@ class Activation:
     def _parallel(self, fn, items: list[tuple]) -> None:
         """Run fn(*item) for every item on the pool; re-raise the first GenError after all finished."""
         futures = [self._pool.submit(fn, *item) for item in items]
+        self._inflight = futures
         errors = [f.exception() for f in futures if f.exception() is not None]
         if errors:
             raise errors[0]
+
+
+@contextmanager
+def _interrupts_deferred():
+    """SIGINT or SIGTERM during the commit is ignored: the pointer flip is never cut in two, and a
+    generation that committed is kept (the removal of old containers then completes)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def wait_healthy(engine, profile: str, has_check: dict[str, bool | None], services: dict[str, str],

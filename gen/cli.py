@@ -7,7 +7,9 @@ interrupted activation that could not be repaired. Errors go to stderr as "error
 from __future__ import annotations
 
 import json
+import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Optional
 
@@ -321,7 +323,13 @@ def _render_error(e: Exception) -> None:
               "the engine does NOT match `current`: run `gen recover`", file=sys.stderr)
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt    # SIGTERM (systemctl stop, timeout) undoes an activation like Ctrl-C
+
+
 def main(argv: list[str] | None = None) -> int:
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _interrupt)
     command = typer.main.get_command(app)
     try:
         code = command.main(args=argv, prog_name="gen", standalone_mode=False)

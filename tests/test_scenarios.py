@@ -3,10 +3,13 @@ volumes, no-op. Each test deploys its own profile and removes everything it made
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
 
 import pytest
 
-from tests.conftest import free_port, http_get
+from tests.conftest import ROOT, free_port, http_get
 
 WEB = """
 [services.web]
@@ -262,3 +265,22 @@ def test_unwritable_state_directory_fails_before_any_container_is_touched(deploy
     assert str(profile_dir) in r.err and "not permitted" in r.err.lower()
     assert d.ids_by_service() == before and http_get(port) == "old"
     assert current(d) == 1
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_interrupting_a_switch_undoes_it(deployment, signum):
+    d, port = deployment, free_port()
+    assert d.gen("switch", d.spec(web(port, "old"))).code == 0
+    before = d.ids_by_service()
+    never_healthy = web(port, "new").replace('"wget", "-q", "-O-", "http://127.0.0.1:8080/"', '"sleep", "30"')
+    proc = subprocess.Popen([sys.executable, "-m", "gen", "switch", str(d.spec(never_healthy)), "--timeout", "60",
+                             "--state-dir", str(d.state)], stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    for line in proc.stderr:        # interrupt while it waits for the new generation's health
+        if "waiting" in line:
+            break
+    proc.send_signal(signum)
+    err = proc.stderr.read()
+    assert proc.wait(timeout=60) == 2, err
+    assert "interrupted" in err and "restored" in err
+    assert d.ids_by_service() == before and http_get(port) == "old"
+    assert d.gen("status", "-p", d.profile).code == 0, "no journal left, engine matches current"
