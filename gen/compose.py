@@ -28,8 +28,9 @@ from collections.abc import Mapping
 import yaml
 
 from gen.errors import SpecError
-from gen.spec import (_ENV_KEY_RE, NAME_RE, SECRETS_DIR, Spec, _base_dir, _clip, _env, _host_ip, _normpath,
-                      _one_line, _show, _sub, build_spec, read_text)
+from gen.fields import _ENV_KEY_RE, SECRETS_DIR, _clip, _env, _host_ip, _normpath, _one_line, _show, _sub
+from gen.naming import NAME_RE
+from gen.spec import Spec, _base_dir, build_spec, read_text
 
 MAX_VALUES = 100_000   # values in the document once YAML aliases are expanded ("billion laughs")
 MAX_DEPTH = 64         # mapping/list nesting

@@ -44,7 +44,6 @@ lock and changes nothing (no generation, object or tag).
 from __future__ import annotations
 
 import json
-import os
 import re
 import time
 from dataclasses import dataclass, field
@@ -54,7 +53,7 @@ from typing import TYPE_CHECKING
 from gen.errors import EngineError, GenError, LockBusy, ProfileError
 from gen.profile import Generation, Profile, list_profiles
 from store import Store
-from store.errors import LockTimeout, StoreError
+from store.errors import LockTimeout
 from store.objects import HASH_RE
 
 if TYPE_CHECKING:

@@ -1,0 +1,442 @@
+"""Field parsers for specs: each takes (value, key path, context) and returns normal data or raises
+SpecError naming the key path. Shared by the TOML and Compose front ends through gen.spec."""
+from __future__ import annotations
+
+import ipaddress
+import posixpath
+import re
+
+from gen.errors import SpecError
+from gen.naming import NAME_RE
+
+NAME_RULE = "invalid name (use [a-z0-9][a-z0-9_.-]*, at most 63 characters)"
+REQUIRED = object()         # marks a field without a default
+MAX_SHORT = 4096            # names, images, paths, env keys, policies
+MAX_LONG = 65536            # command arguments and env values (scripts can be long)
+MAX_DURATION_MS = 24 * 3600 * 1000
+
+# ---------------------------------------------------------------- durations
+
+_UNIT_MS = {"h": 3_600_000, "m": 60_000, "s": 1000, "ms": 1}   # largest first
+_DURATION_RE = re.compile(r"(?:[0-9]+(?:\.[0-9]+)?(?:ms|h|m|s))+")
+_DURATION_PART = re.compile(r"([0-9]+)(?:\.([0-9]+))?(ms|h|m|s)")
+
+
+def parse_duration(text: object, key: str) -> int:
+    """"1m30s" -> 90000. Exact integer arithmetic: "1.5s" is fine, "0.5ms" is not."""
+    if not isinstance(text, str):
+        raise SpecError(key, 'must be a duration string like "5s"')
+    if text.startswith("-") and _DURATION_RE.fullmatch(text[1:]):
+        raise SpecError(key, "must not be negative")
+    if text == "0":
+        return 0
+    if len(text) > 64 or not _DURATION_RE.fullmatch(text):
+        raise SpecError(key, f'invalid duration {_show(text)} (use e.g. "200ms", "5s", "1m30s")')
+    total, last_rank = 0, -1
+    for whole, fraction, unit in _DURATION_PART.findall(text):
+        rank = list(_UNIT_MS).index(unit)
+        if rank <= last_rank:  # "30s1m" or "1s1s": almost certainly a typo
+            raise SpecError(key, f"invalid duration {_show(text)} (units must go from largest to smallest)")
+        last_rank = rank
+        scaled = int(whole + fraction) * _UNIT_MS[unit]
+        if scaled % 10 ** len(fraction):
+            raise SpecError(key, f"{_show(text)} is not a whole number of milliseconds")
+        total += scaled // 10 ** len(fraction)
+    if total > MAX_DURATION_MS:
+        raise SpecError(key, f"{_show(text)} is too large (at most 24h)")
+    return total
+
+
+# ---------------------------------------------------------------- generic checks
+
+def _table(value: object, path: str) -> dict:
+    if not isinstance(value, dict):
+        raise SpecError(path, "must be a table")
+    return value
+
+
+def _check_keys(table: dict, allowed, path: str) -> None:
+    for key in sorted(table):
+        if key not in allowed:
+            reason = (f"unknown key (expected one of: {', '.join(sorted(allowed))})" if allowed
+                      else "unknown key (no keys are allowed here yet)")
+            raise SpecError(_sub(path, key), reason)
+
+
+def _checked_names(table: dict, path: str) -> list[str]:
+    for key in sorted(table):
+        if not NAME_RE.match(key):
+            raise SpecError(_sub(path, key), NAME_RULE)
+    return sorted(table)
+
+
+def _string(value: object, path: str, max_len: int = MAX_SHORT, empty_ok: bool = True) -> str:
+    if not isinstance(value, str):
+        raise SpecError(path, "must be a string")
+    if "\x00" in value:  # Docker (and C strings below it) would truncate silently
+        raise SpecError(path, "must not contain NUL characters")
+    if len(value) > max_len:
+        raise SpecError(path, f"is too long (at most {max_len} characters)")
+    if not value and not empty_ok:
+        raise SpecError(path, "must not be empty")
+    return value
+
+
+def _string_list(value: object, path: str, max_len: int = MAX_LONG) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise SpecError(path, "must be a list of strings")
+    return [_string(item, f"{path}[{i}]", max_len) for i, item in enumerate(value)]
+
+
+def _int_in(low: int, high: int):
+    def parse(value, path, ctx=None):
+        if type(value) is not int:  # rejects bool (an int subclass) and float
+            raise SpecError(path, "must be an integer")
+        if not low <= value <= high:
+            raise SpecError(path, f"{_show(value)} is out of range ({low}..{high})")
+        return value
+    return parse
+
+
+def _one_of(*choices: str):
+    def parse(value, path, ctx=None):
+        if _string(value, path) not in choices:
+            raise SpecError(path, f"must be one of: {', '.join(choices)} (got {_show(value)})")
+        return value
+    return parse
+
+
+def _duration_at_least(minimum_ms: int):
+    def parse(value, path, ctx=None):
+        ms = parse_duration(value, path)
+        if ms < minimum_ms:
+            raise SpecError(path, f"must be at least {minimum_ms}ms")
+        return ms
+    return parse
+
+
+def _parse_table(table: dict, fields: dict, path: str, ctx) -> dict:
+    """Table-driven: fields maps key -> (normalised key, parser, default as written in TOML)."""
+    _check_keys(table, fields, path)
+    out = {}
+    for key, (out_key, parse, default) in fields.items():
+        sub = _sub(path, key)
+        if key in table:
+            out[out_key] = parse(table[key], sub, ctx)
+        elif default is REQUIRED:
+            raise SpecError(sub, "missing required key")
+        else:  # defaults go through the parser too, so they are normalised the same way
+            out[out_key] = None if default is None else parse(default, sub, ctx)
+    return out
+
+
+
+_IMAGE_COMPONENT = re.compile(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*")
+_IMAGE_HOST = re.compile(r"(?:[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*|\[[0-9A-Fa-f:.]+\])(?::[0-9]+)?")
+_IMAGE_TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
+_IMAGE_DIGEST = re.compile(r"[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[0-9a-fA-F]{32,}")
+
+
+def _image(value, path, ctx=None) -> str:
+    ref = _string(value, path, empty_ok=False)
+    if not _is_image_ref(ref):
+        raise SpecError(path, f"invalid image reference {_show(ref)} "
+                              "(expected [registry/]name[:tag][@digest], name in lowercase)")
+    return ref
+
+
+def _is_image_ref(ref: str) -> bool:
+    """Docker's reference grammar, split into parts so no regex can backtrack badly."""
+    name, at, digest = ref.partition("@")
+    if at and not _IMAGE_DIGEST.fullmatch(digest):
+        return False
+    slash, colon = name.rfind("/"), name.rfind(":")
+    if colon > slash:  # a ":" after the last "/" starts the tag; before it, a registry port
+        name, tag = name[:colon], name[colon + 1:]
+        if not _IMAGE_TAG.fullmatch(tag):
+            return False
+    parts = name.split("/")
+    first = parts[0]
+    if len(parts) > 1 and ("." in first or ":" in first or first == "localhost"):
+        if not _IMAGE_HOST.fullmatch(first):
+            return False
+        parts = parts[1:]
+    return all(_IMAGE_COMPONENT.fullmatch(part) for part in parts)
+
+
+def _argv(value, path, ctx=None) -> list[str]:
+    argv = _string_list(value, path)
+    if not argv:  # None already means "the image's default"; [] would be a third meaning
+        raise SpecError(path, "must not be empty (leave the key out to use the image's default)")
+    return argv
+
+
+_ENV_KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*")
+
+
+def _env(value, path, ctx=None) -> dict[str, str]:
+    table = _table(value, path)
+    env = {}
+    for key in sorted(table):
+        sub = _sub(path, key)
+        if len(key) > MAX_SHORT or not _ENV_KEY_RE.fullmatch(key):
+            raise SpecError(sub, "invalid variable name (use [A-Za-z_][A-Za-z0-9_.-]*)")
+        if not isinstance(table[key], str):
+            raise SpecError(sub, _quote_hint(key, table[key]))
+        env[key] = _string(table[key], sub, MAX_LONG)
+    return env
+
+
+def _quote_hint(key: str, value: object) -> str:
+    if isinstance(value, (bool, int, float)) and not _is_huge(value) and _BARE_KEY.fullmatch(key):
+        return f'must be a string (quote it: {key} = "{_show(value)}")'
+    return "must be a string"
+
+
+_PROTOCOLS = ("tcp", "udp")
+_PORT_FORMAT = "expected [ip:]host:container[/tcp|udp], IPv6 as [::1]:8080:80"
+
+
+def _ports(value, path, ctx=None) -> list[dict]:
+    if not isinstance(value, list):
+        raise SpecError(path, "must be a list of strings")
+    return [_port(item, f"{path}[{i}]") for i, item in enumerate(value)]
+
+
+def _port(value: object, path: str) -> dict:
+    text = _string(value, path)
+    spec, slash, protocol = text.partition("/")
+    protocol = protocol if slash else "tcp"
+    if protocol not in _PROTOCOLS:
+        raise SpecError(path, f"invalid protocol {_show(protocol)} (use tcp or udp)")
+    host_ip, host, container = _split_port(spec, path, text)
+    return {"host_ip": host_ip, "host_port": _port_number(host, path, text),
+            "container_port": _port_number(container, path, text), "protocol": protocol}
+
+
+def _split_port(spec: str, path: str, text: str) -> tuple[str, str, str]:
+    malformed = SpecError(path, f"malformed port {_show(text)} ({_PORT_FORMAT})")
+    if spec.startswith("["):
+        end = spec.find("]")
+        parts = spec[end + 2:].split(":") if end > 0 and spec[end + 1:end + 2] == ":" else []
+        if len(parts) != 2:
+            raise malformed
+        return _host_ip(spec[1:end], True, path), parts[0], parts[1]
+    parts = spec.split(":")
+    if len(parts) == 2:
+        return "", parts[0], parts[1]
+    if len(parts) == 3:
+        return _host_ip(parts[0], False, path), parts[1], parts[2]
+    raise malformed
+
+
+def _host_ip(text: str, bracketed: bool, path: str) -> str:
+    try:
+        ip = ipaddress.ip_address(text)
+    except ValueError:
+        raise SpecError(path, f"invalid IP address {_show(text)}") from None
+    if bracketed and ip.version == 4:
+        raise SpecError(path, f"brackets are only for IPv6 addresses (got {_show(text)})")
+    return str(ip)  # canonical spelling, so equal addresses compare equal
+
+
+def _port_number(digits: str, path: str, text: str) -> int:
+    if not (digits.isascii() and digits.isdigit()):
+        raise SpecError(path, f"malformed port {_show(text)} ({_PORT_FORMAT})")
+    if len(digits) > 5 or not 1 <= int(digits) <= 65535:  # length first: int() of huge text is slow
+        raise SpecError(path, f"port {_clip(digits)} is out of range (1..65535)")
+    return int(digits)
+
+
+def _mounts(value, path, ctx) -> list[dict]:
+    if not isinstance(value, list):
+        raise SpecError(path, "must be a list of strings")
+    mounts, targets = [], {}
+    for i, item in enumerate(value):
+        mount = _mount(item, f"{path}[{i}]", ctx)
+        if mount["target"] in targets:
+            raise SpecError(f"{path}[{i}]", f"target {mount['target']} is already mounted "
+                                            f"by {path}[{targets[mount['target']]}]")
+        targets[mount["target"]] = i
+        mounts.append(mount)
+    return mounts
+
+
+def _mount(value: object, path: str, ctx) -> dict:
+    text = _string(value, path)
+    parts = text.split(":")
+    if len(parts) not in (2, 3) or not parts[0] or not parts[1]:
+        raise SpecError(path, f"malformed volume {_show(text)} (expected source:target[:ro|rw])")
+    source, target = parts[0], parts[1]
+    mode = parts[2] if len(parts) == 3 else "rw"
+    if mode not in ("ro", "rw"):
+        raise SpecError(path, f"invalid mode {_show(mode)} (use ro or rw)")
+    if not target.startswith("/"):
+        raise SpecError(path, f"target {_show(target)} must be an absolute path")
+    if _normpath(target) == "/":
+        raise SpecError(path, "cannot mount over the container's root /")
+    kind = _mount_kind(source, path, ctx)
+    return {"type": kind, "source": _normpath(source) if kind == "bind" else source,
+            "target": _normpath(target), "read_only": mode == "ro"}
+
+
+def _mount_kind(source: str, path: str, ctx) -> str:
+    if source in ctx.volumes:
+        return "volume"
+    if source.startswith("/"):
+        return "bind"
+    if "/" in source or source.startswith((".", "~")):
+        raise SpecError(path, f"bind source {_show(source)} must be an absolute path")
+    raise SpecError(path, f"named volume {_show(source)} is not declared in [volumes]")
+
+
+def _normpath(path: str) -> str:
+    normal = posixpath.normpath(path)
+    return "/" + normal.lstrip("/")  # POSIX normpath keeps a leading "//"; Docker does not care
+
+
+def _depends_on(value, path, ctx) -> list[str]:
+    return _references(value, path, ctx.services, "unknown service {}", "duplicate dependency {}")
+
+
+def _references(value, path: str, known, unknown: str, duplicate: str) -> list[str]:
+    """A list of names that must each be declared elsewhere in the spec, once; sorted."""
+    names = _string_list(value, path, MAX_SHORT)
+    for i, name in enumerate(names):
+        if name not in known:
+            raise SpecError(f"{path}[{i}]", unknown.format(_show(name)))
+        if name in names[:i]:
+            raise SpecError(f"{path}[{i}]", duplicate.format(_show(name)))
+    return sorted(names)
+
+
+_RESTART_FIXED = ("no", "always", "unless-stopped", "on-failure")
+_RESTART_COUNT = re.compile(r"on-failure:([0-9]+)")
+
+
+def _restart(value, path, ctx=None) -> str:
+    text = _string(value, path)
+    if text in _RESTART_FIXED:
+        return text
+    match = _RESTART_COUNT.fullmatch(text)
+    if match is None:
+        raise SpecError(path, f"invalid restart policy {_show(text)} "
+                              '(use "no", "always", "unless-stopped", "on-failure" or "on-failure:N")')
+    digits = match[1]
+    if len(digits) > 4 or not 1 <= int(digits) <= 1000:
+        raise SpecError(path, f"retry count {_clip(digits)} is out of range (1..1000)")
+    return f"on-failure:{int(digits)}"  # "on-failure:05" and "on-failure:5" are one policy
+
+
+def _health_test(value, path, ctx=None) -> list[str]:
+    if isinstance(value, str):
+        return ["CMD-SHELL", _string(value, path, MAX_LONG, empty_ok=False)]
+    if not isinstance(value, list):
+        raise SpecError(path, "must be a string or a list of strings")
+    test = _string_list(value, path)
+    kind, count = (test[0] if test else None), len(test)
+    if (kind, count) == ("NONE", 1) or (kind == "CMD" and count >= 2) or (kind, count) == ("CMD-SHELL", 2):
+        return test
+    reasons = {"NONE": '["NONE"] takes nothing after "NONE"',
+               "CMD": '"CMD" needs a command after it',
+               "CMD-SHELL": '"CMD-SHELL" takes exactly one shell command string'}
+    raise SpecError(path, reasons.get(kind, 'must start with "CMD", "CMD-SHELL" or "NONE" '
+                                            "(or be a shell command string)"))
+
+
+_HEALTH_FIELDS = {
+    "test": ("test", _health_test, REQUIRED),
+    "interval": ("interval_ms", _duration_at_least(1), "2s"),
+    "timeout": ("timeout_ms", _duration_at_least(1), "5s"),
+    "retries": ("retries", _int_in(1, 1000), 3),
+    "start_period": ("start_period_ms", _duration_at_least(0), "0s"),
+}
+
+
+def _secrets(value, path, ctx) -> list[str]:
+    return _references(value, path, ctx.secrets, "secret {} is not declared in [secrets]", "duplicate secret {}")
+
+
+SECRETS_DIR = "/run/secrets"   # where a service's secrets appear inside its containers
+
+
+def _check_secret_mounts(service: dict, path: str) -> None:
+    """A volume mounted at (or inside) /run/secrets/NAME would hide or fight the secret NAME."""
+    for i, mount in enumerate(service["volumes"]):
+        for name in service["secrets"]:
+            spot = f"{SECRETS_DIR}/{name}"
+            if mount["target"] == spot or mount["target"].startswith(spot + "/"):
+                raise SpecError(f"{path}.volumes[{i}]", f"target {mount['target']} collides with "
+                                                        f"secret {_show(name)} (mounted at {spot})")
+
+
+def _healthcheck(value, path, ctx) -> dict:
+    return _parse_table(_table(value, path), _HEALTH_FIELDS, path, ctx)
+
+
+RESERVED_LABEL_PREFIX = "gen."   # gen finds its own containers by these labels
+
+
+def _labels(value, path, ctx=None) -> dict[str, str]:
+    table = _table(value, path)
+    labels = {}
+    for key in sorted(table):
+        sub = _sub(path, key)
+        _string(key, sub, MAX_SHORT, empty_ok=False)
+        if key.startswith(RESERVED_LABEL_PREFIX):
+            raise SpecError(sub, f"label keys starting with {RESERVED_LABEL_PREFIX!r} are reserved for gen's own labels")
+        if not isinstance(table[key], str):
+            raise SpecError(sub, _quote_hint(key, table[key]))
+        labels[key] = _string(table[key], sub, MAX_LONG)
+    return labels
+
+
+_USER_RE = re.compile(r"[^\s:]+(?::[^\s:]+)?")
+
+
+def _user(value, path, ctx=None) -> str:
+    user = _string(value, path, empty_ok=False)
+    if not _USER_RE.fullmatch(user):
+        raise SpecError(path, f"invalid user {_show(user)} (expected user[:group], as names or numeric ids)")
+    return user
+
+
+def _working_dir(value, path, ctx=None) -> str:
+    directory = _string(value, path, empty_ok=False)
+    if not directory.startswith("/"):
+        raise SpecError(path, f"{_show(directory)} must be an absolute path")
+    return _normpath(directory)
+
+
+
+# ---------------------------------------------------------------- message helpers
+
+_BARE_KEY = re.compile(r"[A-Za-z0-9_.-]{1,64}")  # valid names and env keys print as-is
+
+
+def _sub(path: str, key: str) -> str:
+    shown = key if _BARE_KEY.fullmatch(key) else repr(_clip(key))  # repr keeps it one line
+    return f"{path}.{shown}" if path else shown
+
+
+def _clip(text: str, limit: int = 60) -> str:
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _is_huge(value: object) -> bool:
+    return type(value) is int and value.bit_length() > 64
+
+
+def _show(value: object) -> str:
+    """A short, single-line rendering of a user value for messages."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if _is_huge(value):
+        return "a very large number"  # str() of a huge int is slow or refused outright
+    if isinstance(value, str):
+        return repr(_clip(value))
+    return str(value)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
