@@ -163,8 +163,7 @@ class Engine:
             user=obj["user"], working_dir=obj["working_dir"],
             ports=[(p["container_port"], p["protocol"]) for p in obj["ports"]],
             healthcheck=_healthcheck(obj["healthcheck"]), host_config=host_config,
-            networking_config=networking, stop_timeout=_grace_seconds(obj["stop_grace_ms"]),
-            hostname=None, detach=True)
+            networking_config=networking, stop_timeout=_grace_seconds(obj["stop_grace_ms"]), detach=True)
         return created["Id"]
 
     @_translated(lambda cid: f"container {cid[:12]}")

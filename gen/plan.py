@@ -5,10 +5,10 @@ explain themselves, and the table tests in tests/test_plan.py pin the behaviour 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from gen.naming import container_name
-from gen.spec import start_order
+from gen.spec import addresses_overlap, start_order
 
 RUNNING_STATES = frozenset({"running"})
 
@@ -169,10 +169,9 @@ def _stop_conflicting_old(steps: list[Step], services: dict, observed: list[Obse
                            if by_id[cid].running and _overlap(wanted, by_id[cid].host_ports))
         if conflicts:
             claimed.update(conflicts)
-            s = Step(**{**s.__dict__, "stop_before": tuple(sorted(set(s.stop_before) | set(conflicts))),
-                        "strategy": "stop-first"})
-            if services[s.service][1]["update"] == "start-first":
-                s = Step(**{**s.__dict__, "reason": f"{s.reason}; stop-first: host port in use by old container"})
+            forced = services[s.service][1]["update"] == "start-first"
+            s = replace(s, stop_before=tuple(sorted(set(s.stop_before) | set(conflicts))), strategy="stop-first",
+                        reason=f"{s.reason}; stop-first: host port in use by old container" if forced else s.reason)
         out.append(s)
     return sorted(out, key=lambda s: (s.action == "remove", s.service))
 
@@ -182,9 +181,5 @@ def _ports_of(obj: dict) -> frozenset:
 
 
 def _overlap(a: frozenset, b: frozenset) -> bool:
-    wildcard = {"", "0.0.0.0", "::"}
-    for ip1, port1, proto1 in a:
-        for ip2, port2, proto2 in b:
-            if port1 == port2 and proto1 == proto2 and (ip1 == ip2 or ip1 in wildcard or ip2 in wildcard):
-                return True
-    return False
+    return any(port1 == port2 and proto1 == proto2 and addresses_overlap(ip1, ip2)
+               for ip1, port1, proto1 in a for ip2, port2, proto2 in b)

@@ -220,12 +220,13 @@ def _check_port_conflicts(services: dict[str, dict]) -> None:
         for i, port in enumerate(services[name]["ports"]):
             path, key = f"services.{name}.ports[{i}]", (port["host_port"], port["protocol"])
             for other_ip, other_path in seen.get(key, []):
-                if _addresses_overlap(port["host_ip"], other_ip):
+                if addresses_overlap(port["host_ip"], other_ip):
                     raise SpecError(path, f"host port {key[0]}/{key[1]} is already published by {other_path}")
             seen.setdefault(key, []).append((port["host_ip"], path))
 
 
-def _addresses_overlap(a: str, b: str) -> bool:
+def addresses_overlap(a: str, b: str) -> bool:
+    """Two host IPs a port is published on clash: the same address, or either one is "any"."""
     return a == b or _is_any_address(a) or _is_any_address(b)
 
 

@@ -102,6 +102,20 @@ def deployment(docker_client, tmp_path, capsys):
     d.cleanup()
 
 
+SLEEPER = """
+[services.{name}]
+image = "{{image}}"
+command = ["sleep", "3600"]
+stop_grace = "0s"
+{extra}
+"""
+
+
+def sleeper(name: str, extra: str = "") -> str:
+    """A service that just runs: the smallest spec body for engine tests."""
+    return SLEEPER.format(name=name, extra=extra)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -15,20 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, http_get
-
-SLEEPER = """
-[services.{name}]
-image = "{{image}}"
-command = ["sleep", "3600"]
-stop_grace = "0s"
-{extra}
-"""
-
-
-def sleeper(name: str, extra: str = "") -> str:
-    return SLEEPER.format(name=name, extra=extra)
-
+from tests.conftest import ROOT, http_get, sleeper
 
 def objects(state: Path) -> dict[str, Path]:
     root = state / "store" / "objects"

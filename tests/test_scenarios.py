@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from tests.conftest import ROOT, free_port, http_get
+from tests.conftest import ROOT, free_port, http_get, sleeper
 
 WEB = """
 [services.web]
@@ -25,21 +25,8 @@ interval = "200ms"
 retries = 3
 """
 
-SLEEPER = """
-[services.{name}]
-image = "{{image}}"
-command = ["sleep", "3600"]
-stop_grace = "0s"
-{extra}
-"""
-
-
 def web(port: int, greeting: str = "hello", extra: str = "") -> str:
     return WEB.format(port=port, greeting=greeting, extra=extra)
-
-
-def sleeper(name: str, extra: str = "") -> str:
-    return SLEEPER.format(name=name, extra=extra)
 
 
 def three_services(port: int, greeting: str = "hello") -> str:
