@@ -36,6 +36,7 @@ class Options:
     stability_s: float = 1.0         # without a healthcheck: running this long without a restart
     poll_s: float = 0.05           # one engine list call per poll
     workers: int = 16
+    early_probes: bool = True      # run healthchecks ourselves while Docker still says "starting" (see Probe)
 
 
 def _no_progress(service: str, phase: str, detail: str = "") -> None:
@@ -149,8 +150,9 @@ class Activation:
         self._parallel(self._start, [(started[cid], cid) for cid in started])
         for s in steps:
             self.progress(s.service, "waiting", "for health")
+        probes = {cid: probe for cid, svc in started.items() if (probe := self._probe_for(svc)) is not None}
         wait_healthy(self.engine, self.profile, {cid: self._health_of(svc) for cid, svc in started.items()},
-                     started, deadline, self.options, self._pool.map)
+                     started, deadline, self.options, self._pool.map, probes)
         for s in steps:
             self.progress(s.service, "healthy", "")
         checkpoint("level healthy")
@@ -158,6 +160,12 @@ class Activation:
     def _health_of(self, service: str) -> bool:
         hc = self.target.services[service][1]["healthcheck"]
         return bool(hc) and hc["test"] != ["NONE"]
+
+    def _probe_for(self, service: str) -> Probe | None:
+        obj = self.target.services[service][1]
+        if not self.options.early_probes or not self._health_of(service):
+            return None
+        return Probe.of(obj["healthcheck"], obj["user"])
 
     def _stop_old(self, step, cid: str) -> None:
         self.progress(step.service, "stopping", cid[:12])
@@ -202,8 +210,12 @@ class Activation:
             for cid, service in again.items():
                 self.progress(service, "restoring", cid[:12])
             self._parallel(lambda cid: self.engine.start(cid), [(cid,) for cid in again])
+            probes = {}
+            if self.options.early_probes:
+                infos = self._pool.map(self.engine.inspect, list(again))
+                probes = {cid: probe for cid, info in zip(again, infos) if (probe := Probe.of_container(info))}
             wait_healthy(self.engine, self.profile, {cid: None for cid in again}, again,
-                         time.monotonic() + self.options.timeout_s, self.options, self._pool.map)
+                         time.monotonic() + self.options.timeout_s, self.options, self._pool.map, probes)
         except GenError as e:
             restored, problem = False, str(e)
         failed = ActivationFailed.wrap(failure)
@@ -236,14 +248,15 @@ def _interrupts_deferred():
 
 
 def wait_healthy(engine, profile: str, has_check: dict[str, bool | None], services: dict[str, str],
-                 deadline: float, options: Options, pmap=map) -> None:
+                 deadline: float, options: Options, pmap=map, probes: dict[str, "Probe"] | None = None) -> None:
     """Block until every container is healthy (its healthcheck passes, or, without one, it has been
     running for the stability window without a restart). Fails fast on exit, crash loop or unhealthy.
 
     has_check[cid] None means "ask the engine" (used when restoring containers of an older generation).
     One engine list call per poll, whatever the number of containers; pmap runs the per-container
-    restart checks (a thread pool's map runs them concurrently).
+    restart checks and early probes (a thread pool's map runs them concurrently).
     """
+    probes = dict(probes or {})
     running_since: dict[str, float] = {}
     pending = set(has_check)
     while pending:
@@ -264,6 +277,7 @@ def wait_healthy(engine, profile: str, has_check: dict[str, bool | None], servic
             if checked:
                 if c.health == "healthy":
                     pending.discard(cid)
+                    probes.pop(cid, None)
             elif c.state == "running" and now - running_since.setdefault(cid, now) >= options.stability_s:
                 ripe.append(cid)
         # The list call cannot see a quick restart; the restart count can. Ask for all ripe ones at once.
@@ -272,6 +286,10 @@ def wait_healthy(engine, profile: str, has_check: dict[str, bool | None], servic
                 _fail(engine, services[cid], cid,
                       f"restarted {info['RestartCount']} time(s) during the stability window", seen[cid])
             pending.discard(cid)
+        probing = [cid for cid in sorted(pending & probes.keys()) if seen[cid].state == "running"]
+        for cid, passed in zip(probing, pmap(lambda cid: probes[cid].advance(engine, cid, now), probing)):
+            if passed:
+                pending.discard(cid)
         if not pending:
             return
         if now > deadline:
@@ -280,6 +298,67 @@ def wait_healthy(engine, profile: str, has_check: dict[str, bool | None], servic
             state = (c.health or c.state) if c else "missing"
             _fail(engine, services[cid], cid, f"not healthy within the timeout (state: {state})", c)
         time.sleep(options.poll_s)
+
+
+PROBE_FIRST_DELAY_S = 0.1      # between early probes: 0.1 s, doubling up to PROBE_MAX_DELAY_S
+PROBE_MAX_DELAY_S = 1.0
+
+
+@dataclass
+class Probe:
+    """gen's own run of a container's healthcheck while Docker still reports "starting".
+
+    Docker 20.10 runs the first check one whole `interval` after the start (2 s by default, often 30 s
+    in real specs), so a service that is ready in 100 ms would hold the switch for the whole interval.
+    Docker 25 added `start_interval` for this; gen does the same on any engine: it runs the same test
+    (as the container's user, with its environment) right after the start, then 0.1 s, 0.2 s, ... up to
+    1 s apart, one at a time. A success within the check's timeout counts exactly like Docker's own
+    first success. A failure counts for nothing: Docker's checks, with their retries, remain the only
+    judge of "unhealthy", so the gate is never weaker than Docker's, only earlier.
+    """
+    argv: list[str]
+    user: str
+    timeout_s: float
+    exec_id: str | None = None
+    started: float = 0.0
+    next_at: float = 0.0
+    delay_s: float = PROBE_FIRST_DELAY_S
+
+    @classmethod
+    def of(cls, healthcheck: dict, user: str) -> "Probe":
+        kind, *rest = healthcheck["test"]
+        argv = ["/bin/sh", "-c", rest[0]] if kind == "CMD-SHELL" else rest
+        return cls(argv, user or "", healthcheck["timeout_ms"] / 1000)
+
+    @classmethod
+    def of_container(cls, info: dict) -> "Probe | None":
+        """From an inspected container (restoring an older generation's): its healthcheck, if any."""
+        hc = (info.get("Config") or {}).get("Healthcheck") or {}
+        test = hc.get("Test") or []
+        if len(test) < 2 or test[0] not in ("CMD", "CMD-SHELL"):
+            return None
+        return cls.of({"test": test, "timeout_ms": (hc.get("Timeout") or 30_000_000_000) // 1_000_000},
+                      info["Config"].get("User") or "")
+
+    def advance(self, engine, cid: str, now: float) -> bool:
+        """One step, once per poll: collect the probe in flight, or start the next when due. True once
+        a probe passed. Engine errors (the container just stopped, say) are a failed probe: the
+        observation of the container itself reports what happened."""
+        try:
+            if self.exec_id is None:
+                if now < self.next_at:
+                    return False
+                self.exec_id, self.started = engine.probe_start(cid, self.argv, self.user), now
+            code = engine.probe_result(self.exec_id)     # a quick check is often done already
+        except GenError:
+            code = -1
+        if code is None and now - self.started <= self.timeout_s:
+            return False                                  # still running, within its timeout
+        if code == 0:
+            return True
+        self.exec_id, self.next_at = None, now + self.delay_s
+        self.delay_s = min(self.delay_s * 2, PROBE_MAX_DELAY_S)
+        return False
 
 
 def _fail(engine, service: str, cid: str, reason: str, c) -> None:

@@ -190,6 +190,20 @@ class Engine:
                 raise
             self._wait_gone(cid)   # a removal asked for by an earlier (killed) gen is still running
 
+    # -- early health probes (see gen.activate.Probe) -------------------------------------------
+    @_translated(lambda cid, *_: f"container {cid[:12]}")
+    def probe_start(self, cid: str, argv: list[str], user: str) -> str:
+        """Start argv inside the container, detached, as Docker runs a healthcheck; returns the exec id."""
+        exec_id = self.api.exec_create(cid, argv, stdout=False, stderr=False, user=user)["Id"]
+        self.api.exec_start(exec_id, detach=True)
+        return exec_id
+
+    @_translated(lambda exec_id: f"health probe {exec_id[:12]}")
+    def probe_result(self, exec_id: str) -> int | None:
+        """The probe's exit code, or None while it runs."""
+        info = self.api.exec_inspect(exec_id)
+        return None if info["Running"] or info["ExitCode"] is None else info["ExitCode"]
+
     def _wait_gone(self, cid: str, timeout_s: float = 60) -> None:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
