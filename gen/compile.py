@@ -5,14 +5,14 @@ The manifest's hash is the generation's identity. Everything here is determinist
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 from blake3 import blake3
 
 from gen.errors import SpecError
 from gen.spec import Spec
-from store import Store, hash_value
+from store import Store, digest, encode, hash_value
 
 MANIFEST_FORMAT = 1
 
@@ -22,6 +22,9 @@ class Compiled:
     manifest_hash: str
     manifest: dict
     services: dict[str, tuple[str, dict]]     # name -> (object hash, service object)
+    # Service objects' canonical bytes, by hash, kept from hashing for the store write (1,000
+    # services would otherwise be encoded twice). Empty for a Compiled loaded from the store.
+    encoded: dict[str, bytes] = field(default_factory=dict, compare=False, repr=False)
 
 
 def profile_for(spec: Spec, profile: str | None) -> str:
@@ -39,12 +42,14 @@ def compile_spec(spec: Spec, profile: str, resolve_image: Callable[[str, str], s
     digests = {name: secret_digest(s["file"], f"secrets.{name}.file")
                for name, s in sorted(spec.secrets.items())
                if any(name in svc["secrets"] for svc in spec.services.values())}
-    services = {}
+    services, encoded = {}, {}
     for name, svc in sorted(spec.services.items()):
         secrets = [{"name": n, "file": spec.secrets[n]["file"], "digest": digests[n]} for n in svc["secrets"]]
         obj = {"kind": "service", **svc, "secrets": secrets,
                "image_id": resolve_image(svc["image"], f"services.{name}.image")}
-        services[name] = (hash_value(obj), obj)
+        data = encode(obj)
+        h = digest(data)
+        services[name], encoded[h] = (h, obj), data
     manifest = {
         "kind": "manifest",
         "format": MANIFEST_FORMAT,
@@ -53,7 +58,7 @@ def compile_spec(spec: Spec, profile: str, resolve_image: Callable[[str, str], s
         "volumes": {name: dict(opts) for name, opts in sorted(spec.volumes.items())},
         "networks": {"default": {}},
     }
-    return Compiled(hash_value(manifest), manifest, services)
+    return Compiled(hash_value(manifest), manifest, services, encoded)
 
 
 def keyed_secret_digest(key: bytes) -> Callable[[str, str], str]:
@@ -71,8 +76,10 @@ def keyed_secret_digest(key: bytes) -> Callable[[str, str], str]:
 def write(store: Store, compiled: Compiled) -> str:
     """Services first (durably, in one batch), manifest last: a manifest in the store always has its
     whole closure."""
-    entries = list(compiled.services.values())
-    if store.put_many([obj for _, obj in entries]) != [h for h, _ in entries]:
+    hashes = [h for h, _ in compiled.services.values()]
+    if set(compiled.encoded) >= set(hashes):
+        store.put_many_encoded([compiled.encoded[h] for h in hashes])
+    elif store.put_many([obj for _, obj in compiled.services.values()]) != hashes:
         raise AssertionError("service object hash changed between compile and write")
     return store.put(compiled.manifest)
 

@@ -27,18 +27,20 @@ class _Rejected(Exception):
         self.steps: list[str] = []  # innermost first
 
 
+class _Unusual(Exception):
+    """The fast walk met something it does not handle itself; the careful walk takes over."""
+
+
 def encode(value: object) -> bytes:
     try:
-        normal = _normalise(value)
-    except _Rejected as rejected:
-        where = "value" + "".join(reversed(rejected.steps))
-        raise EncodingError(where, rejected.reason) from None
-    except RecursionError:
-        raise EncodingError("value", "nested too deeply to encode") from None
+        normal = _fast(value)
+    except (_Unusual, RecursionError):
+        normal = _careful(value)
     try:
         return msgpack.packb(normal, use_bin_type=True)
     except (ValueError, TypeError, OverflowError) as exc:
-        # Reached only for faults the walk does not check, e.g. lone surrogates in a str value.
+        _careful(value)     # a key the fast walk let through (a lone surrogate) is named here, with its path
+        # Otherwise a fault no walk checks, e.g. a lone surrogate in a str value.
         raise EncodingError("value", f"cannot encode: {exc}") from None
 
 
@@ -64,6 +66,39 @@ def digest(data: bytes) -> str:
 
 def hash_value(value: object) -> str:
     return digest(encode(value))
+
+
+def _careful(value: object) -> object:
+    try:
+        return _normalise(value)
+    except _Rejected as rejected:
+        where = "value" + "".join(reversed(rejected.steps))
+        raise EncodingError(where, rejected.reason) from None
+    except RecursionError:
+        raise EncodingError("value", "nested too deeply to encode") from None
+
+
+def _fast(value: object) -> object:
+    """_normalise for plain values (exact builtin types, str keys, ints in range), in one pass with no
+    per-item bookkeeping: the common case, about twice as fast. Anything else (a subclass, a float,
+    a non-str key) raises _Unusual, and the careful walk normalises it or names the fault's path.
+    Sorting str keys by code point is sorting by UTF-8 bytes: UTF-8 preserves code point order
+    (a lone surrogate, which UTF-8 cannot encode, fails in msgpack.packb)."""
+    kind = type(value)
+    if kind is str or kind is bool or kind is bytes or value is None:
+        return value
+    if kind is int:
+        if INT_MIN <= value <= INT_MAX:
+            return value
+        raise _Unusual
+    if kind is dict:
+        for key in value:
+            if type(key) is not str:
+                raise _Unusual
+        return {key: _fast(value[key]) for key in sorted(value)}
+    if kind is list or kind is tuple:
+        return [_fast(item) for item in value]
+    raise _Unusual
 
 
 def _normalise(value: object) -> object:

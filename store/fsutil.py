@@ -8,9 +8,9 @@ them. OSErrors from writes surface as StateUnwritable.
 from __future__ import annotations
 
 import contextlib
+import functools
 import fcntl
 import os
-import secrets
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +21,7 @@ TEMP_PREFIX = ".tmp-"
 
 
 def _temp_name(path: Path) -> Path:
-    return path.with_name(f"{TEMP_PREFIX}{path.name}-{os.getpid()}-{secrets.token_hex(4)}")
+    return path.with_name(f"{TEMP_PREFIX}{path.name}-{os.getpid()}-{os.urandom(4).hex()}")
 
 
 def atomic_write(path: Path | str, data: bytes, mode: int = 0o444) -> None:
@@ -93,23 +93,23 @@ def _syncfs(directory: Path) -> None:
     """Flush the filesystem holding `directory` (syncfs(2); os.sync where it is unavailable)."""
     fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        if _libc is None or _libc.syncfs(fd) != 0:
+        libc = _libc()
+        if libc is None or libc.syncfs(fd) != 0:
             os.sync()
     finally:
         os.close(fd)
 
 
-def _load_libc():
+@functools.cache
+def _libc():
+    # Loaded on first use: ctypes costs every command that merely reads state (gen list) ~5 ms.
     try:
         import ctypes
-        import ctypes.util
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc = ctypes.CDLL(None, use_errno=True)     # the process's own symbols: libc's, no library search
         return libc if hasattr(libc, "syncfs") else None
     except OSError:
         return None
 
-
-_libc = _load_libc()
 
 
 def fsync_dir(path: Path | str) -> None:

@@ -54,7 +54,12 @@ class Store:
 
     def put_many(self, values: list[object]) -> list[str]:
         """put() for many values with two filesystem syncs in all (see fsutil.atomic_write_many)."""
-        encoded = [encode(v) for v in values]
+        return self.put_many_encoded([encode(v) for v in values])
+
+    def put_many_encoded(self, encoded: list[bytes]) -> list[str]:
+        """put_many() for values already encoded by canonical.encode (for callers that needed the
+        bytes to hash them anyway). Not re-checked for canonical form: that would cost a decode and
+        an encode each. Each object is still named by the hash of exactly the bytes written."""
         hashes = [digest(data) for data in encoded]
         missing = {h: data for h, data in zip(hashes, encoded) if not self._path(h).exists()}
         if missing:

@@ -124,6 +124,14 @@ def test_round_trip_is_type_exact(value):
     assert_maps_sorted(decoded)
 
 
+@given(values)
+def test_fast_walk_equals_the_careful_walk(value):
+    """encode() takes a one-pass path for plain values; it must give exactly the careful walk's bytes."""
+    import msgpack
+    from store.canonical import _normalise
+    assert encode(value) == msgpack.packb(_normalise(value), use_bin_type=True)
+
+
 @given(values, st.randoms(use_true_random=False))
 def test_encoding_ignores_dict_insertion_order(value, rng):
     shuffled = reinsert(value, rng)
