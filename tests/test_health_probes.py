@@ -31,6 +31,19 @@ def test_probe_runs_the_healthcheck_command_as_docker_would(test, user, argv):
     assert (probe.argv, probe.user, probe.timeout_s) == (argv, user, 1.5)
 
 
+@pytest.mark.parametrize("config, argv", [
+    ({"Healthcheck": {"Test": ["CMD-SHELL", "true"], "Timeout": 2_000_000_000}, "User": "app"}, ["/bin/sh", "-c", "true"]),
+    ({"Healthcheck": {"Test": ["CMD", "true"]}, "User": ""}, ["true"]),     # Docker's default timeout: 30 s
+    ({"Healthcheck": {"Test": ["NONE"]}}, None),
+    ({"User": "app"}, None),
+])
+def test_probe_of_a_restored_container_reads_its_own_healthcheck(config, argv):
+    probe = Probe.of_container({"Config": config})
+    assert (probe.argv if probe else None) == argv
+    if probe:
+        assert probe.user == config["User"] and probe.timeout_s == config["Healthcheck"].get("Timeout", 30e9) / 1e9
+
+
 def test_a_ready_service_is_healthy_long_before_dockers_first_check(deployment):
     d = deployment
     r = d.gen("switch", d.spec(checked_app('["CMD", "true"]')), "--timeout", "15")
