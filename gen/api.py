@@ -249,7 +249,7 @@ class Gen:
 
     def _commit_switch(self, prof: Profile, compiled: Compiled):
         def commit() -> int:
-            from gen.gc import pin_images
+            from gen.pins import pin_images
             write(self.store, compiled)    # gc may have collected this build while we waited for the lock
             pin_images(self.engine, prof.name, compiled)   # a recorded generation's images survive `image prune`
             newest = prof.newest()

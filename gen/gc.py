@@ -1,4 +1,4 @@
-"""Garbage collection: old generations, unreachable store objects, stale image pins.
+"""Garbage collection: old generations, unreachable store objects, stale image pins (via gen.pins).
 
     gen gc [-p NAME | --all-profiles] [--keep N] [--older-than 30d] [--dry-run] [--json]
 
@@ -14,15 +14,8 @@
    of an interrupted activation (journal); from a root, every string inside an object that is a
    64-hex object name present in the store is followed (a manifest names its service objects).
    Following every such string over-approximates, so gc may keep an object, never lose one.
-3. **Image pins**: every image of a kept generation carries the gen-owned tag
-   `gen-pin/<profile>:<64 hex of the image ID>` (one tag per profile and image; tagging again is a
-   no-op). A switch pins its images at commit time (gen.api); gc pins again for all kept
-   generations (records made before pinning existed, tags removed by hand) and releases pins no
-   kept generation of that profile uses. gc only ever removes tags of exactly that form, whose
-   hex is the ID of the image they name: tags gen made. It never removes an image; but Docker has
-   no untag-only call, so when gen's pin was an unused image's last tag, the engine drops the image
-   with it (what the next `docker image prune` would do), and the report says so. Pins protect
-   against `docker image prune` (dangling images only), not against `docker image prune -a`.
+3. **Image pins** (gen.pins) of the chosen profiles follow the kept generations: gc pins every image
+   a kept generation uses and releases the pins no kept generation of that profile uses.
 
 Concurrency. gc takes the lock of every profile (sorted by name, then any profile created
 meanwhile) for the whole collection, so no switch, rollback or recover records a generation while
@@ -50,7 +43,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
-from gen.errors import EngineError, GenError, LockBusy, ProfileError
+from gen.errors import GenError, LockBusy, ProfileError
+from gen.pins import sync_pins
 from gen.profile import Generation, Profile, list_profiles
 from store import Store
 from store.errors import LockTimeout
@@ -58,48 +52,10 @@ from store.objects import HASH_RE
 
 if TYPE_CHECKING:
     from gen.api import Gen
-    from gen.compile import Compiled
 
-PIN_REPO_PREFIX = "gen-pin/"
 GRACE_S = 1.0
-_REPO_COMPONENT = re.compile(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*")   # Docker's path-component rule
-_ESCAPED = "x--"
-_IMAGE_ID = re.compile(r"sha256:([0-9a-f]{64})")
 _AGE_PART = re.compile(r"([0-9]+)([smhdw])")
 _AGE_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-
-
-# -- pins: naming ---------------------------------------------------------------------------------
-def pin_repo(profile: str) -> str:
-    """gen-pin/<profile>; a profile name Docker would reject as a repository component ("a-",
-    "a..b") is replaced by x--<hash of the name> (names starting with x-- are hashed too)."""
-    if _REPO_COMPONENT.fullmatch(profile) and not profile.startswith(_ESCAPED):
-        return PIN_REPO_PREFIX + profile
-    from store import digest
-    return PIN_REPO_PREFIX + _ESCAPED + digest(profile.encode())[:16]
-
-
-def pin_tag(image_id: str) -> str | None:
-    """The tag of an image's pin: the image ID's 64 hex digits (None for an ID of another form)."""
-    m = _IMAGE_ID.fullmatch(image_id)
-    return m.group(1) if m else None
-
-
-def is_gen_pin(ref: str, image_id: str) -> bool:
-    """Did gen make this tag? repo under gen-pin/, tag = the hex of the very image it names."""
-    repo, _, tag = ref.rpartition(":")
-    return repo.startswith(PIN_REPO_PREFIX) and "/" not in repo[len(PIN_REPO_PREFIX):] and tag == pin_tag(image_id)
-
-
-def pin_images(engine, profile: str, compiled: "Compiled") -> list[str]:
-    """Pin every image of a generation (called at commit time, under the profile's lock)."""
-    refs = []
-    for image_id in sorted({obj["image_id"] for _, obj in compiled.services.values()}):
-        tag = pin_tag(image_id)
-        if tag:
-            engine.pin_image(image_id, pin_repo(profile), tag)
-            refs.append(f"{pin_repo(profile)}:{tag}")
-    return refs
 
 
 # -- policy (pure) --------------------------------------------------------------------------------
@@ -246,7 +202,7 @@ def collect(g: "Gen", profile: str | None = None, *, all_profiles: bool = False,
             for name in targets:
                 for n in state[name].deleted:
                     state[name].prof.delete_generation(n)
-        _pins(g, targets, images, all_profiles, report)
+        sync_pins(g, targets, images, all_profiles, report)
         _sweep(g.store, reachable, started - GRACE_S, report)
     finally:
         for lock in reversed(locks):
@@ -376,60 +332,3 @@ def _sweep(store: Store, reachable: set[str], grace_until: float, report: GcRepo
         report.objects_deleted += 1
         report.bytes_freed += st.st_size
 
-
-def _pins(g: "Gen", targets: list[str], images: dict[str, dict], all_profiles: bool, report: GcReport) -> None:
-    """Pin the images of kept generations of the target profiles; release their pins nothing uses.
-    With --all-profiles, also release gen's pins of profiles that no longer exist."""
-    wanted: dict[str, dict[str, tuple[str, list[int]]]] = {}    # repo -> tag -> (image id, generations)
-    for name in targets:
-        repo = wanted.setdefault(pin_repo(name), {})
-        for image_id, gens in sorted(images.get(name, {}).items()):
-            tag = pin_tag(image_id)
-            if tag:
-                repo[tag] = (image_id, gens)
-            else:
-                report.warnings.append(f"profile {name}: image {image_id} has no sha256 ID and cannot be pinned")
-    if not wanted and not all_profiles:
-        return
-    try:
-        engine = g.engine
-        existing = engine.pinned_images(PIN_REPO_PREFIX)
-    except EngineError as e:
-        report.warnings.append(f"image pins were not checked: {e}")
-        return
-    for repo, tags in sorted(wanted.items()):
-        for tag, (image_id, gens) in sorted(tags.items()):
-            ref = f"{repo}:{tag}"
-            if (ref, image_id) in existing:
-                continue
-            if not report.dry_run:
-                try:
-                    engine.pin_image(image_id, repo, tag)
-                except EngineError as e:
-                    profile = _profile_of(repo, targets)
-                    report.warnings.append(f"profile {profile}: generation(s) {_numbers(gens)} use image "
-                                           f"{image_id[7:19]}, which could not be pinned ({e.reason}); "
-                                           "rolling back to them fails until the image is back")
-                    continue
-            report.pins_added.append(ref)
-    for ref, image_id in existing:
-        repo, _, tag = ref.rpartition(":")
-        if repo in wanted:
-            if tag in wanted[repo]:
-                continue
-        elif not all_profiles or repo in {pin_repo(n) for n in list_profiles(g.state_dir)}:
-            continue                    # listed afresh: a profile created meanwhile keeps its pins
-        if not is_gen_pin(ref, image_id):
-            continue                    # not a tag gen made: never removed
-        if not report.dry_run:
-            try:
-                if engine.unpin_image(ref):
-                    report.images_dropped.append(image_id)
-            except EngineError as e:
-                report.warnings.append(f"pin {ref} was not released: {e.reason}")
-                continue
-        report.pins_released.append(ref)
-
-
-def _profile_of(repo: str, names: list[str]) -> str:
-    return next((n for n in names if pin_repo(n) == repo), repo[len(PIN_REPO_PREFIX):])

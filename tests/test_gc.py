@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from gen.gc import GcReport, is_gen_pin, parse_age, pin_repo, pin_tag, select
+from gen.gc import GcReport, parse_age, select
+from gen.pins import is_gen_pin, pin_repo, pin_tag
 from gen.errors import GenError
 from gen.profile import Generation, Profile
 from store import Store, atomic_write
