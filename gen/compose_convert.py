@@ -1,0 +1,211 @@
+"""Convert a prepared Compose document into the TOML-shaped document a gen.toml would hold.
+
+The output goes through gen.spec.build_spec like any gen.toml, so this module only reshapes
+and refuses: the key tables below say which Compose keys gen honours and why it refuses the
+rest. _Converter walks the document, its top-level volumes and secrets, and each service;
+the per-field converters are in gen.compose_fields. What needs the Compose file's place or
+the environment (host paths, env files, `KEY` without a value) stays here, in the converter.
+"""
+from __future__ import annotations
+
+import os
+import posixpath
+from collections.abc import Mapping
+
+from gen.compose_env import parse_env_file
+from gen.compose_fields import _argv, _depends_on, _healthcheck, _labels, _mount, _port, _secret_ref
+from gen.compose_shape import _Origins, _check_keys, _list, _mapping, _scalar_text
+from gen.errors import SpecError
+from gen.fields import _env, _normpath, _show, _sub
+from gen.spec import read_text
+
+RESTART_DEFAULT = "no"  # Compose's default; gen.toml's differs (applied before validation)
+
+_TOP_KEYS = ("name", "services", "volumes", "secrets", "version")
+_TOP_UNSUPPORTED = {
+    "networks": "not supported yet: every service joins the deployment's own network, "
+                "where it is reachable by its service name",
+    "configs": "not supported (use secrets, or a bind mount)",
+    "include": "not supported (gen reads one file)",
+    "models": None,
+}
+
+_SERVICE_KEYS = ("image", "command", "entrypoint", "environment", "env_file", "ports", "volumes", "depends_on",
+                 "healthcheck", "restart", "deploy", "labels", "stop_grace_period", "user", "working_dir",
+                 "secrets")
+_SERVICE_UNSUPPORTED = {
+    "build": "not supported: gen needs a pre-built image (build it, then name it in image)",
+    "container_name": "not supported: gen names containers itself (names carry the service hash, "
+                      "so old and new containers can run side by side)",
+    "networks": _TOP_UNSUPPORTED["networks"],
+    "network_mode": _TOP_UNSUPPORTED["networks"],
+    "links": "not supported: services reach each other by service name on the deployment's network",
+    "external_links": None,
+    "scale": "not supported: use deploy.replicas",
+    "expose": "not supported (every container port is reachable on the deployment's network anyway)",
+    **dict.fromkeys(
+        "annotations attach blkio_config cap_add cap_drop cgroup cgroup_parent configs cpu_count cpu_percent "
+        "cpu_period cpu_quota cpu_rt_period cpu_rt_runtime cpu_shares cpus cpuset credential_spec develop "
+        "device_cgroup_rules devices dns dns_opt dns_search domainname driver_opts extends extra_hosts gpus "
+        "group_add hostname init ipc isolation label_file logging mac_address mem_limit mem_reservation "
+        "mem_swappiness memswap_limit models oom_kill_disable oom_score_adj pid pids_limit platform post_start "
+        "pre_stop privileged profiles provider pull_policy read_only runtime security_opt shm_size stdin_open "
+        "stop_signal storage_opt sysctls tmpfs tty ulimits use_api_socket userns_mode uts volumes_from".split()),
+}
+
+
+class _Converter:
+    """One Compose document -> (TOML-shaped document, origins of its keys). Holds what the per-field
+    converters cannot know: the directory relative host paths start from, and the environment."""
+
+    def __init__(self, base_dir: str, environ: Mapping[str, str], source: str):
+        self.base_dir = base_dir
+        self.environ = environ
+        self.source = source
+        self.origins = _Origins()
+
+    def document(self, doc) -> tuple[dict, _Origins]:
+        doc = _mapping(doc, self.source, "the document must be a mapping")
+        _check_keys(doc, "", _TOP_KEYS, _TOP_UNSUPPORTED)
+        out: dict = {}
+        if "name" in doc:
+            out["name"] = doc["name"]
+        services = _mapping(doc.get("services", {}), "services", keep_null=True)
+        out["services"] = {name: self.service(value, _sub("services", name))
+                           for name, value in services.items()}
+        volumes = _mapping(doc.get("volumes", {}), "volumes", keep_null=True)
+        out["volumes"] = {name: self.volume(value, _sub("volumes", name)) for name, value in volumes.items()}
+        secrets = _mapping(doc.get("secrets", {}), "secrets", keep_null=True)
+        out["secrets"] = {name: self.secret(value, _sub("secrets", name)) for name, value in secrets.items()}
+        return out, self.origins
+
+    # -- top-level definitions ------------------------------------------------------------------
+    def volume(self, value, path: str) -> dict:
+        volume = _mapping({} if value is None else value, path, "must be a mapping (or empty)")
+        _check_keys(volume, path, (), dict.fromkeys(
+            ("driver", "driver_opts", "labels", "name", "external"),
+            "not supported: gen creates plain local named volumes (leave the volume's definition empty)"))
+        return {}
+
+    def secret(self, value, path: str) -> dict:
+        secret = _mapping(value, path, "must be a mapping with file:")
+        _check_keys(secret, path, ("file",), dict.fromkeys(
+            ("environment", "external", "name", "content", "driver", "driver_opts", "template_driver", "labels"),
+            "not supported: gen reads secrets from files (use file:)"))
+        if isinstance(secret.get("file"), str) and secret["file"]:
+            secret["file"] = self.host_path(secret["file"], f"{path}.file")
+        return secret
+
+    # -- services -------------------------------------------------------------------------------
+    def service(self, value, path: str) -> dict:
+        svc = _mapping(value, path)
+        _check_keys(svc, path, _SERVICE_KEYS, _SERVICE_UNSUPPORTED)
+        out: dict = {"restart": RESTART_DEFAULT}
+        for key in ("image", "restart", "user", "working_dir"):
+            if key in svc:
+                out[key] = svc[key]
+        if isinstance(out.get("user"), int) and not isinstance(out["user"], bool):
+            out["user"] = str(out["user"])  # user: 1000
+        for key in ("command", "entrypoint"):
+            if key in svc:
+                out[key] = _argv(svc[key], f"{path}.{key}", self.origins)
+        if "environment" in svc or "env_file" in svc:
+            out["env"] = self.env(svc, path)
+        if "ports" in svc:
+            out["ports"] = [_port(item, f"{path}.ports[{i}]")
+                            for i, item in enumerate(_list(svc["ports"], f"{path}.ports"))]
+        if "volumes" in svc:
+            out["volumes"] = [_mount(item, f"{path}.volumes[{i}]", self.host_path)
+                              for i, item in enumerate(_list(svc["volumes"], f"{path}.volumes"))]
+        if "depends_on" in svc:
+            out["depends_on"] = _depends_on(svc["depends_on"], f"{path}.depends_on", self.origins)
+        if "healthcheck" in svc:
+            out["healthcheck"] = _healthcheck(svc["healthcheck"], f"{path}.healthcheck", self.origins)
+        if "deploy" in svc:
+            deploy = _mapping(svc["deploy"], f"{path}.deploy")
+            _check_keys(deploy, f"{path}.deploy", ("replicas",), dict.fromkeys(
+                ("mode", "endpoint_mode", "labels", "placement", "resources", "restart_policy", "rollback_config",
+                 "update_config")))
+            if "replicas" in deploy:
+                out["replicas"] = deploy["replicas"]
+                self.origins.add(f"{path}.replicas", f"{path}.deploy.replicas")
+        if "stop_grace_period" in svc:
+            out["stop_grace"] = svc["stop_grace_period"]
+            self.origins.add(f"{path}.stop_grace", f"{path}.stop_grace_period")
+        if "labels" in svc:
+            out["labels"] = _labels(svc["labels"], f"{path}.labels", self.origins)
+        if "secrets" in svc:
+            out["secrets"] = [_secret_ref(item, f"{path}.secrets[{i}]")
+                              for i, item in enumerate(_list(svc["secrets"], f"{path}.secrets"))]
+        return out
+
+    # -- environment ----------------------------------------------------------------------------
+    def env(self, svc: dict, path: str) -> dict:
+        env: dict = {}
+        files = svc.get("env_file", [])
+        if isinstance(files, (str, dict)):
+            files = [(files, f"{path}.env_file")]
+        else:
+            files = [(item, f"{path}.env_file[{i}]") for i, item in enumerate(_list(files, f"{path}.env_file"))]
+        for item, sub in files:
+            for key, value in self.env_file(item, sub).items():
+                env[key] = value
+                self.origins.add(_sub(f"{path}.env", key), sub)
+        environment = svc.get("environment", {})
+        if isinstance(environment, list):
+            for i, item in enumerate(environment):
+                sub = f"{path}.environment[{i}]"
+                if isinstance(item, (list, dict)) or item is None:
+                    raise SpecError(sub, 'must be a string "KEY=value" (or "KEY")')
+                key, equals, value = _scalar_text(item, sub).partition("=")
+                self.env_entry(env, key, value if equals else None, path, sub)
+        elif isinstance(environment, dict):
+            for key, value in environment.items():
+                sub = _sub(f"{path}.environment", key)
+                self.env_entry(env, key, None if value is None else _scalar_text(value, sub), path, sub)
+        else:
+            raise SpecError(f"{path}.environment", "must be a list of KEY=value strings or a mapping")
+        return env
+
+    def env_entry(self, env: dict, key: str, value: str | None, path: str, sub: str) -> None:
+        if value is None:  # `KEY` alone: from the environment gen runs in, or not at all
+            value = self.environ.get(key)
+            if value is None:
+                try:
+                    _env({key: ""}, sub)  # dropped, but a bad name is still an error
+                except SpecError as err:
+                    raise SpecError(sub, err.reason) from None
+                env.pop(key, None)
+                return
+        env[key] = value
+        self.origins.add(_sub(f"{path}.env", key), sub)
+
+    def env_file(self, item, sub: str) -> dict[str, str]:
+        required = True
+        if isinstance(item, dict):
+            entry = _mapping(item, sub)
+            _check_keys(entry, sub, ("path", "required"), {"format": None})
+            if "path" not in entry:
+                raise SpecError(f"{sub}.path", "missing required key")
+            required = entry.get("required", True)
+            if not isinstance(required, bool):
+                raise SpecError(f"{sub}.required", "must be true or false")
+            item, sub = entry["path"], f"{sub}.path"
+        if not isinstance(item, str) or not item:
+            raise SpecError(sub, "must be a file path")
+        file = self.host_path(item, sub)
+        if not required and not os.path.exists(file):
+            return {}
+        return parse_env_file(read_text(file, sub, f"env file {_show(item)}"), item, sub, self.environ)
+
+    # -- host paths (bind mounts, env files, secret files) --------------------------------------
+    def host_path(self, text: str, path: str) -> str:
+        """A host path as Compose reads it: ~ is the home directory, relative means beside the compose file."""
+        if text == "~" or text.startswith("~/"):
+            home = self.environ.get("HOME")
+            if not home:
+                raise SpecError(path, f"cannot expand ~ in {_show(text)}: HOME is not set")
+            return _normpath(home + text[1:])
+        if text.startswith("~"):
+            raise SpecError(path, f"{_show(text)}: only ~ and ~/... are understood (not ~user)")
+        return _normpath(posixpath.join(self.base_dir, text))
