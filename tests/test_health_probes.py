@@ -1,4 +1,4 @@
-"""Early health probes (gen.activate.Probe): gen runs a service's healthcheck itself while Docker still
+"""Early health probes (gen.health.Probe): gen runs a service's healthcheck itself while Docker still
 says "starting", so a ready service does not wait out Docker's first `interval`. Each engine test gives
 its healthcheck a 60 s interval: Docker's own first check would come long after the switch's timeout,
 so only gen's probes can let the switch through, and only by running the test the way Docker does."""
@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from gen.activate import Probe
+from gen.health import Probe
 from tests.conftest import sleeper
 
 SLOW_DOCKER_CHECK = """

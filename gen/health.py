@@ -1,0 +1,147 @@
+"""The health gate: wait until new containers are healthy, or fail naming the first that is not.
+
+Healthy means: Docker's healthcheck reports `healthy` (or one of gen's early probes of that same
+check passed, see Probe), or, for a container without a healthcheck, running for the stability
+window without a restart. Exited, crash-looping or `unhealthy` fails at once with the container's
+exit code, last healthcheck output and last log lines.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from gen.errors import ActivationFailed, GenError
+
+if TYPE_CHECKING:
+    from gen.activate import Options
+
+
+def wait_healthy(engine, profile: str, has_check: dict[str, bool | None], services: dict[str, str],
+                 deadline: float, options: "Options", pmap=map, probes: dict[str, "Probe"] | None = None) -> None:
+    """Block until every container is healthy (its healthcheck passes, or, without one, it has been
+    running for the stability window without a restart). Fails fast on exit, crash loop or unhealthy.
+
+    has_check[cid] None means "ask the engine" (used when restoring containers of an older generation).
+    One engine list call per poll, whatever the number of containers; pmap runs the per-container
+    restart checks and early probes (a thread pool's map runs them concurrently).
+    """
+    probes = dict(probes or {})
+    running_since: dict[str, float] = {}
+    pending = set(has_check)
+    while pending:
+        now = time.monotonic()
+        seen = {c.id: c for c in engine.observe(profile)}
+        ripe: list[str] = []
+        for cid in sorted(pending):
+            c = seen.get(cid)
+            if c is None:
+                _fail(engine, services[cid], cid, "disappeared from the engine", None)
+            if c.state in ("exited", "dead"):
+                _fail(engine, services[cid], cid, f"exited with code {c.exit_code}", c)
+            if c.state == "restarting":
+                _fail(engine, services[cid], cid, "is crash-looping (restarting)", c)
+            if c.health == "unhealthy":
+                _fail(engine, services[cid], cid, "healthcheck failed (unhealthy)", c)
+            checked = has_check[cid] if has_check[cid] is not None else c.health is not None
+            if checked:
+                if c.health == "healthy":
+                    pending.discard(cid)
+                    probes.pop(cid, None)
+            elif c.state == "running" and now - running_since.setdefault(cid, now) >= options.stability_s:
+                ripe.append(cid)
+        # The list call cannot see a quick restart; the restart count can. Ask for all ripe ones at once.
+        for cid, info in zip(ripe, pmap(engine.inspect, ripe)):
+            if info["RestartCount"] or not info["State"]["Running"]:
+                _fail(engine, services[cid], cid,
+                      f"restarted {info['RestartCount']} time(s) during the stability window", seen[cid])
+            pending.discard(cid)
+        probing = [cid for cid in sorted(pending & probes.keys()) if seen[cid].state == "running"]
+        for cid, passed in zip(probing, pmap(lambda cid: probes[cid].advance(engine, cid, now), probing)):
+            if passed:
+                pending.discard(cid)
+        if not pending:
+            return
+        if now > deadline:
+            cid = sorted(pending)[0]
+            c = seen.get(cid)
+            state = (c.health or c.state) if c else "missing"
+            _fail(engine, services[cid], cid, f"not healthy within the timeout (state: {state})", c)
+        time.sleep(options.poll_s)
+
+
+PROBE_FIRST_DELAY_S = 0.1      # between early probes: 0.1 s, doubling up to PROBE_MAX_DELAY_S
+PROBE_MAX_DELAY_S = 1.0
+
+
+@dataclass
+class Probe:
+    """gen's own run of a container's healthcheck while Docker still reports "starting".
+
+    Docker 20.10 runs the first check one whole `interval` after the start (2 s by default, often 30 s
+    in real specs), so a service that is ready in 100 ms would hold the switch for the whole interval.
+    Docker 25 added `start_interval` for this; gen does the same on any engine: it runs the same test
+    (as the container's user, with its environment) right after the start, then 0.1 s, 0.2 s, ... up to
+    1 s apart, one at a time. A success within the check's timeout counts exactly like Docker's own
+    first success. A failure counts for nothing: Docker's checks, with their retries, remain the only
+    judge of "unhealthy", so the gate is never weaker than Docker's, only earlier.
+    """
+    argv: list[str]
+    user: str
+    timeout_s: float
+    exec_id: str | None = None
+    started: float = 0.0
+    next_at: float = 0.0
+    delay_s: float = PROBE_FIRST_DELAY_S
+
+    @classmethod
+    def of(cls, healthcheck: dict, user: str) -> "Probe":
+        kind, *rest = healthcheck["test"]
+        argv = ["/bin/sh", "-c", rest[0]] if kind == "CMD-SHELL" else rest
+        return cls(argv, user or "", healthcheck["timeout_ms"] / 1000)
+
+    @classmethod
+    def of_container(cls, info: dict) -> "Probe | None":
+        """From an inspected container (restoring an older generation's): its healthcheck, if any."""
+        hc = (info.get("Config") or {}).get("Healthcheck") or {}
+        test = hc.get("Test") or []
+        if len(test) < 2 or test[0] not in ("CMD", "CMD-SHELL"):
+            return None
+        return cls.of({"test": test, "timeout_ms": (hc.get("Timeout") or 30_000_000_000) // 1_000_000},
+                      info["Config"].get("User") or "")
+
+    def advance(self, engine, cid: str, now: float) -> bool:
+        """One step, once per poll: collect the probe in flight, or start the next when due. True once
+        a probe passed. Engine errors (the container just stopped, say) are a failed probe: the
+        observation of the container itself reports what happened."""
+        try:
+            if self.exec_id is None:
+                if now < self.next_at:
+                    return False
+                self.exec_id, self.started = engine.probe_start(cid, self.argv, self.user), now
+            code = engine.probe_result(self.exec_id)     # a quick check is often done already
+        except GenError:
+            code = -1
+        if code is None and now - self.started <= self.timeout_s:
+            return False                                  # still running, within its timeout
+        if code == 0:
+            return True
+        self.exec_id, self.next_at = None, now + self.delay_s
+        self.delay_s = min(self.delay_s * 2, PROBE_MAX_DELAY_S)
+        return False
+
+
+def _fail(engine, service: str, cid: str, reason: str, c) -> None:
+    detail = ""
+    try:
+        info = engine.inspect(cid)
+        health_log = (info["State"].get("Health") or {}).get("Log") or []
+        if health_log and "healthcheck" in reason:
+            last = health_log[-1]
+            output = " ".join((last.get("Output") or "").split())[:200]
+            detail = f"; last check exited {last.get('ExitCode')}" + (f": {output}" if output else "")
+        logs = engine.logs(cid, tail=10).strip()
+    except GenError:
+        logs = ""
+    raise ActivationFailed(f"service {service}", f"container {cid[:12]} {reason}{detail}", service=service,
+                           state=c.state if c else "missing", exit_status=c.exit_code if c else None, logs=logs)
