@@ -126,6 +126,11 @@ class Probe:
             return False                                  # still running, within its timeout
         if code == 0:
             return True
+        if code is None:
+            # Past its timeout. It cannot be killed through the API, so start no more: hung probes
+            # would pile up in the container. Docker's own checks (which do kill) take over.
+            self.exec_id, self.next_at = None, float("inf")
+            return False
         self.exec_id, self.next_at = None, now + self.delay_s
         self.delay_s = min(self.delay_s * 2, PROBE_MAX_DELAY_S)
         return False

@@ -91,3 +91,16 @@ def test_undo_probes_the_restored_containers_too(deployment):
     assert d.ids_by_service() == before
     [c] = d.containers()
     assert c.status == "running"
+
+
+def test_a_probe_past_its_timeout_is_the_last_one(deployment):
+    """A hung probe cannot be killed through the API: gen starts no more of them (they would pile
+    up in the container) and leaves the verdict to Docker's own checks."""
+    d = deployment
+    seen = d.dir / "probes"
+    seen.mkdir()
+    hung = checked_app('"echo probe >> /seen/log; sleep 30"', f'volumes = ["{seen}:/seen"]').replace(
+        'timeout = "5s"', 'timeout = "1s"')
+    r = d.gen("switch", d.spec(hung), "--timeout", "5")
+    assert r.code == 2 and "not healthy within the timeout" in r.err
+    assert (seen / "log").read_text().splitlines() == ["probe"]
