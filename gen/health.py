@@ -56,7 +56,8 @@ def wait_healthy(engine, profile: str, has_check: dict[str, bool | None], servic
                 _fail(engine, services[cid], cid,
                       f"restarted {info['RestartCount']} time(s) during the stability window", seen[cid])
             pending.discard(cid)
-        probing = [cid for cid in sorted(pending & probes.keys()) if seen[cid].state == "running"]
+        probing = _probes_to_advance(probes, [cid for cid in sorted(pending & probes.keys())
+                                              if seen[cid].state == "running"], now)
         for cid, passed in zip(probing, pmap(lambda cid: probes[cid].advance(engine, cid, now), probing)):
             if passed:
                 pending.discard(cid)
@@ -72,6 +73,17 @@ def wait_healthy(engine, profile: str, has_check: dict[str, bool | None], servic
 
 PROBE_FIRST_DELAY_S = 0.1      # between early probes: 0.1 s, doubling up to PROBE_MAX_DELAY_S
 PROBE_MAX_DELAY_S = 1.0
+PROBE_STARTS_PER_POLL = 2      # at most 40 new probes a second, however many containers wait
+
+
+def _probes_to_advance(probes: dict[str, "Probe"], running: list[str], now: float) -> list[str]:
+    """Every probe in flight (to collect it), plus the PROBE_STARTS_PER_POLL most overdue ones.
+    Each probe is an exec in a container, which costs the engine about as much as a container's own
+    healthcheck: 50 services slow to get ready must not turn into 50 execs a second."""
+    in_flight = [cid for cid in running if probes[cid].exec_id is not None]
+    due = sorted((probes[cid].next_at, cid) for cid in running
+                 if probes[cid].exec_id is None and probes[cid].next_at <= now)
+    return in_flight + [cid for _, cid in due[:PROBE_STARTS_PER_POLL]]
 
 
 @dataclass

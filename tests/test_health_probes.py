@@ -104,3 +104,19 @@ def test_a_probe_past_its_timeout_is_the_last_one(deployment):
     r = d.gen("switch", d.spec(hung), "--timeout", "5")
     assert r.code == 2 and "not healthy within the timeout" in r.err
     assert (seen / "log").read_text().splitlines() == ["probe"]
+
+
+def test_probe_starts_are_rationed_most_overdue_first():
+    from gen.health import PROBE_STARTS_PER_POLL, _probes_to_advance
+    probes = {f"c{i}": Probe(["true"], "", 1.0, next_at=float(i)) for i in range(6)}
+    probes["c5"].exec_id = "in-flight"
+    picked = _probes_to_advance(probes, sorted(probes), now=4.0)
+    assert picked == ["c5"] + ["c0", "c1", "c2", "c3", "c4"][:PROBE_STARTS_PER_POLL]
+    assert _probes_to_advance(probes, ["c4"], now=3.0) == [], "not due yet"
+
+
+def test_many_replicas_all_get_probed(deployment):
+    d = deployment
+    r = d.gen("switch", d.spec(checked_app('["CMD", "true"]', "replicas = 8")), "--timeout", "20")
+    assert r.code == 0, r.err
+    assert len(d.containers()) == 8
