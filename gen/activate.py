@@ -88,6 +88,8 @@ class Activation:
         self.undo_log = UndoLog()
         self._pool = ThreadPoolExecutor(max_workers=options.workers)
         self._new_ids: dict[str, str] = {}       # container name -> id, for containers we created
+        self._started_at: dict[str, float] = {}  # container id -> when its start returned (monotonic)
+        self._unsettled: dict[str, str] = {}     # started without a healthcheck, window not yet checked
         self._inflight: list = []                # futures of the last parallel batch
 
     def run(self, commit: Callable[[], None]) -> None:
@@ -98,6 +100,7 @@ class Activation:
                 self._prepare()
                 for level in self.plan.by_level():
                     self._start_level(level, deadline)
+                self._settle(deadline)
                 with _interrupts_deferred():
                     commit()     # last and atomic: once the pointer moved, nothing here can fail any more
             except KeyboardInterrupt:
@@ -152,11 +155,29 @@ class Activation:
         for s in steps:
             self.progress(s.service, "waiting", "for health")
         probes = {cid: probe for cid, svc in started.items() if (probe := self._probe_for(svc)) is not None}
+        # The next level needs this one healthy, or, for a container without a healthcheck, running:
+        # its stability window runs on while the next level starts and is checked before the commit
+        # (_settle), so a chain of N levels costs one window, not N.
         wait_healthy(self.engine, self.profile, {cid: self._health_of(svc) for cid, svc in started.items()},
-                     started, deadline, self.options, self._pool.map, probes)
+                     started, deadline, self.options, self._pool.map, probes, stability_s=0)
+        unchecked = {cid: svc for cid, svc in started.items() if not self._health_of(svc)}
+        self._unsettled.update(unchecked)
         for s in steps:
-            self.progress(s.service, "healthy", "")
+            settling = s.service in unchecked.values() and self.options.stability_s > 0
+            self.progress(s.service, *(("running", f"{self.options.stability_s:g} s stability window") if settling
+                                       else ("healthy", "")))
         checkpoint("level healthy")
+
+    def _settle(self, deadline: float) -> None:
+        """Every container started without a healthcheck must have run through the stability window,
+        counted from its own start, without exiting or restarting."""
+        if not self._unsettled or self.options.stability_s <= 0:
+            return
+        wait_healthy(self.engine, self.profile, {cid: False for cid in self._unsettled}, self._unsettled,
+                     deadline, self.options, self._pool.map, since=self._started_at)
+        for service in sorted(set(self._unsettled.values())):
+            self.progress(service, "healthy", "")
+        checkpoint("stable")
 
     def _health_of(self, service: str) -> bool:
         hc = self.target.services[service][1]["healthcheck"]
@@ -179,6 +200,7 @@ class Activation:
         if cid not in self.undo_log.created:
             self.undo_log.add("started", cid)
         self.engine.start(cid)
+        self._started_at[cid] = time.monotonic()
         checkpoint(f"started {cid[:12]}")
 
     # -- after commit: remove what the new generation does not use --------------------------------

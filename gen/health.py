@@ -18,16 +18,20 @@ if TYPE_CHECKING:
 
 
 def wait_healthy(engine, profile: str, has_check: dict[str, bool | None], services: dict[str, str],
-                 deadline: float, options: "Options", pmap=map, probes: dict[str, "Probe"] | None = None) -> None:
+                 deadline: float, options: "Options", pmap=map, probes: dict[str, "Probe"] | None = None,
+                 stability_s: float | None = None, since: dict[str, float] | None = None) -> None:
     """Block until every container is healthy (its healthcheck passes, or, without one, it has been
     running for the stability window without a restart). Fails fast on exit, crash loop or unhealthy.
 
     has_check[cid] None means "ask the engine" (used when restoring containers of an older generation).
+    stability_s overrides options.stability_s (0: running, with no restart, is enough); since[cid]
+    is when the container started (monotonic), so a window that began earlier is not waited again.
     One engine list call per poll, whatever the number of containers; pmap runs the per-container
     restart checks and early probes (a thread pool's map runs them concurrently).
     """
     probes = dict(probes or {})
-    running_since: dict[str, float] = {}
+    window = options.stability_s if stability_s is None else stability_s
+    running_since: dict[str, float] = dict(since or {})
     pending = set(has_check)
     while pending:
         now = time.monotonic()
@@ -48,11 +52,15 @@ def wait_healthy(engine, profile: str, has_check: dict[str, bool | None], servic
                 if c.health == "healthy":
                     pending.discard(cid)
                     probes.pop(cid, None)
-            elif c.state == "running" and now - running_since.setdefault(cid, now) >= options.stability_s:
+            elif c.state == "running" and now - running_since.setdefault(cid, now) >= window:
                 ripe.append(cid)
         # The list call cannot see a quick restart; the restart count can. Ask for all ripe ones at once.
         for cid, info in zip(ripe, pmap(engine.inspect, ripe)):
-            if info["RestartCount"] or not info["State"]["Running"]:
+            state = info["State"]
+            if state.get("Restarting") or not state["Running"]:
+                _fail(engine, services[cid], cid, f"exited with code {state.get('ExitCode')}"
+                      + (f" after {info['RestartCount']} restart(s)" if info["RestartCount"] else ""), seen[cid])
+            if info["RestartCount"]:
                 _fail(engine, services[cid], cid,
                       f"restarted {info['RestartCount']} time(s) during the stability window", seen[cid])
             pending.discard(cid)

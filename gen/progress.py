@@ -2,8 +2,8 @@
 
 The library reports through two callbacks: `on_plan(plan)` just before a plan is executed, and
 `progress(service, phase, detail)` from the activation's worker threads (phases: creating,
-starting, stopping, waiting, healthy, removing, restoring; service "" for profile-wide events such
-as recovering an interrupted activation). A Reporter turns them into output:
+starting, stopping, waiting, running (in its stability window), healthy, removing, restoring;
+service "" for profile-wide events such as recovering an interrupted activation). A Reporter turns them into output:
 
 - LiveTable: stderr is a terminal: a rich Live table, one row per service (phase, detail, elapsed
   time since the service's first event, frozen once it is healthy or failed);
@@ -23,11 +23,12 @@ from typing import TextIO
 
 from gen.errors import ActivationFailed
 
-PHASE_LABELS = {"waiting": "waiting for health"}
+PHASE_LABELS = {"waiting": "waiting for health", "running": "stability window"}
 DONE_PHASES = frozenset({"healthy", "failed", "unchanged", "removed", "restored", "undone"})
 PHASE_STYLES = {"healthy": "green", "failed": "bold red", "unchanged": "dim", "pending": "dim",
                 "removed": "dim", "restored": "yellow", "undone": "yellow", "restoring": "yellow",
-                "removing": "magenta", "stopping": "magenta", "waiting for health": "cyan"}
+                "removing": "magenta", "stopping": "magenta", "waiting for health": "cyan",
+                "stability window": "cyan"}
 
 
 def render_plan(plan) -> str:

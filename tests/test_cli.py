@@ -247,7 +247,7 @@ def test_progress_is_plain_lines_off_a_terminal_and_nothing_with_quiet(deploymen
     r = ok(d.gen("switch", d.spec(sleeper("app"))))
     assert r.err.startswith(f"plan for profile {d.profile}:\n  create   app")
     phases = [line.split()[1] for line in r.err.splitlines() if line.startswith("  app ")]
-    assert phases == ["creating", "starting", "waiting", "healthy"], r.err
+    assert phases == ["creating", "starting", "waiting", "running", "healthy"], r.err
     assert "\x1b[" not in r.err
     quiet = ok(d.gen("switch", d.spec(sleeper("app", 'env = { V = "2" }')), "--quiet"))
     assert quiet.err == "" and quiet.out.startswith("generation 2 is now current")
@@ -285,7 +285,7 @@ def test_progress_is_a_live_table_on_a_terminal(deployment):
     assert code == 0, out
     assert "│" in out and "\x1b[" in out, "a rich table with cursor movement"
     assert re.search(r"│ app\s+│ create\s+│ \S*healthy", out) and re.search(r"│ db\s+│ create\s+│ \S*healthy", out)
-    assert "waiting for health" in out
+    assert "stability window" in out, "no healthcheck: the window shows while it runs (1 s)"
     assert re.search(r"│\s+\d+\.\ds\s+│", out), "elapsed time per service"
     assert "generation 1 is now current" in out
     assert "  app             creating" not in out, "no plain lines on a terminal"

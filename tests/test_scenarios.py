@@ -271,3 +271,18 @@ def test_interrupting_a_switch_undoes_it(deployment, signum):
     assert "interrupted" in err and "restored" in err
     assert d.ids_by_service() == before and http_get(port) == "old"
     assert d.gen("status", "-p", d.profile).code == 0, "no journal left, engine matches current"
+
+
+def test_dependents_start_while_the_window_runs_and_a_late_crash_still_fails_the_switch(deployment):
+    """A dependency without a healthcheck only needs to be running before its dependents start; its
+    stability window is checked before the commit, so dying 0.5 s in still undoes everything."""
+    d = deployment
+    late_crash = sleeper("db").replace('["sleep", "3600"]', '["sh", "-c", "sleep 0.5; exit 4"]') \
+        .replace('stop_grace = "0s"', 'stop_grace = "0s"\nrestart = "no"')
+    r = d.gen("switch", d.spec(late_crash + sleeper("web", 'depends_on = ["db"]')))
+    assert r.code == 2 and "service db" in r.err and "exited with code 4" in r.err, r.err
+    phases = [line.split()[:2] for line in r.err.splitlines() if line.startswith("  ")]
+    assert ["web", "starting"] in phases, "web started before db's window was over"
+    assert d.containers() == []
+    listed = d.gen("list", "-p", d.profile)
+    assert listed.code == 1 and "has no generations" in listed.err
