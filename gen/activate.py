@@ -162,10 +162,12 @@ class Activation:
                      started, deadline, self.options, self._pool.map, probes, stability_s=0)
         unchecked = {cid: svc for cid, svc in started.items() if not self._health_of(svc)}
         self._unsettled.update(unchecked)
+        window = f"{self.options.stability_s:g} s stability window"
         for s in steps:
-            settling = s.service in unchecked.values() and self.options.stability_s > 0
-            self.progress(s.service, *(("running", f"{self.options.stability_s:g} s stability window") if settling
-                                       else ("healthy", "")))
+            if s.service in unchecked.values() and self.options.stability_s > 0:
+                self.progress(s.service, "running", window)
+            else:
+                self.progress(s.service, "healthy", "")
         checkpoint("level healthy")
 
     def _settle(self, deadline: float) -> None:
@@ -233,18 +235,24 @@ class Activation:
             for cid, service in again.items():
                 self.progress(service, "restoring", cid[:12])
             self._parallel(lambda cid: self.engine.start(cid), [(cid,) for cid in again])
-            probes = {}
-            if self.options.early_probes:
-                infos = self._pool.map(self.engine.inspect, list(again))
-                probes = {cid: probe for cid, info in zip(again, infos) if (probe := Probe.of_container(info))}
+            probes = dict(self._pool.map(self._restore_probe, list(again))) if self.options.early_probes else {}
             wait_healthy(self.engine, self.profile, {cid: None for cid in again}, again,
-                         time.monotonic() + self.options.timeout_s, self.options, self._pool.map, probes)
+                         time.monotonic() + self.options.timeout_s, self.options, self._pool.map,
+                         {cid: probe for cid, probe in probes.items() if probe})
         except GenError as e:
             restored, problem = False, str(e)
         failed = ActivationFailed.wrap(failure)
         if not restored:
             failed.mark_not_restored(problem)
         raise failed from None
+
+    def _restore_probe(self, cid: str) -> tuple[str, Probe | None]:
+        """The early probe of a restarted old container, from its own healthcheck. Best effort: without
+        one, the restore waits for Docker's own check, which wait_healthy watches anyway."""
+        try:
+            return cid, Probe.of_container(self.engine.inspect(cid))
+        except GenError:
+            return cid, None
 
     def _parallel(self, fn, items: list[tuple]) -> None:
         """Run fn(*item) for every item on the pool; re-raise the first GenError after all finished."""
