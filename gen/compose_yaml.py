@@ -17,7 +17,7 @@ import yaml
 
 from gen.compose_env import interpolate
 from gen.errors import SpecError
-from gen.fields import _clip, _one_line, _show, _sub
+from gen.validate import _clip, _one_line, _show, _sub
 
 MAX_VALUES = 100_000   # values in the document once YAML aliases are expanded ("billion laughs")
 MAX_DEPTH = 64         # mapping/list nesting

@@ -8,9 +8,10 @@ compiler's job; secret files are only named here: reading them is the compiler's
 
 build_spec() is the one validator: parse_spec feeds it what tomllib returns, and
 gen.compose feeds it a Compose file converted into the same TOML-shaped document, so both
-formats get the same checks and the same normal form. The per-field parsers live in gen.fields;
-this module holds the document: its tables, the service table, and the checks across services
-(dependency cycles, host ports published twice).
+formats get the same checks and the same normal form. The per-field parsers live in gen.fields,
+the generic checks they are built from in gen.validate; this module holds the document: its
+tables, the service table, and the checks across services (dependency cycles, host ports
+published twice).
 """
 from __future__ import annotations
 
@@ -22,11 +23,11 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from gen.errors import SpecError
-from gen.fields import (NAME_RULE, REQUIRED, _argv, _check_keys, _check_secret_mounts,  # noqa: F401
-                        _checked_names, _depends_on, _duration_at_least, _env, _healthcheck, _image, _int_in,
-                        _labels, _mounts, _normpath, _one_line, _one_of, _parse_table, _ports, _restart, _secrets,
-                        _string, _table, _user, _working_dir, parse_duration)
+from gen.fields import (_argv, _check_secret_mounts, _depends_on, _env, _healthcheck, _image, _labels, _mounts,
+                        _normpath, _ports, _restart, _secrets, _user, _working_dir)
 from gen.naming import NAME_RE  # noqa: F401  (re-exported: the spec rule for names)
+from gen.validate import (NAME_RULE, REQUIRED, _check_keys, _checked_names, _duration_at_least,  # noqa: F401
+                          _int_in, _one_line, _one_of, _parse_table, _string, _table, parse_duration)
 
 
 @dataclass(frozen=True)
