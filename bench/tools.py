@@ -128,11 +128,15 @@ class Gen(Tool):
     def cmd(self, *args) -> list[str]:
         return [self.bin, *map(str, args), "--state-dir", str(self.state_dir)]
 
+    activation_args: tuple[str, ...] = ()
+
     def deploy(self, spec_dir: Path) -> None:
-        run(self.cmd("switch", spec_dir / "gen.toml", "-p", self.project, "-q", "--timeout", "120"), "gen switch")
+        run(self.cmd("switch", spec_dir / "gen.toml", "-p", self.project, "-q", "--timeout", "120",
+                     *self.activation_args), "gen switch")
 
     def rollback(self, previous_spec_dir: Path) -> None:
-        run(self.cmd("rollback", "-p", self.project, "-q", "--timeout", "120"), "gen rollback")
+        run(self.cmd("rollback", "-p", self.project, "-q", "--timeout", "120", *self.activation_args),
+            "gen rollback")
 
     def teardown(self) -> None:
         super().teardown()
@@ -143,14 +147,7 @@ class GenNoWindow(Gen):
     """gen with `--stable-for 0`: no stability window, so "healthy" means what `compose up --wait` checks
     (running, or healthy when there is a healthcheck). Shows what gen's own 1 s window costs."""
     name = "gen0"
-
-    def deploy(self, spec_dir: Path) -> None:
-        run(self.cmd("switch", spec_dir / "gen.toml", "-p", self.project, "-q", "--timeout", "120",
-                     "--stable-for", "0"), "gen switch --stable-for 0")
-
-    def rollback(self, previous_spec_dir: Path) -> None:
-        run(self.cmd("rollback", "-p", self.project, "-q", "--timeout", "120", "--stable-for", "0"),
-            "gen rollback --stable-for 0")
+    activation_args = ("--stable-for", "0")
 
 
 GEN_BIN = Path(sys.executable).parent / "gen"      # the project's venv; run.py's --gen overrides it

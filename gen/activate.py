@@ -156,24 +156,23 @@ class Activation:
             self.progress(s.service, "waiting", "for health")
         probes = {cid: probe for cid, svc in started.items() if (probe := self._probe_for(svc)) is not None}
         # The next level needs this one healthy, or, for a container without a healthcheck, running:
-        # its stability window runs on while the next level starts and is checked before the commit
-        # (_settle), so a chain of N levels costs one window, not N.
+        # its stability window and restart check come once, before the commit (_settle), so a chain
+        # of N levels costs one window, not N.
         wait_healthy(self.engine, self.profile, {cid: self._health_of(svc) for cid, svc in started.items()},
-                     started, deadline, self.options, self._pool.map, probes, stability_s=0)
+                     started, deadline, self.options, self._pool.map, probes, settle=False)
         unchecked = {cid: svc for cid, svc in started.items() if not self._health_of(svc)}
         self._unsettled.update(unchecked)
-        window = f"{self.options.stability_s:g} s stability window"
         for s in steps:
-            if s.service in unchecked.values() and self.options.stability_s > 0:
-                self.progress(s.service, "running", window)
+            if s.service in unchecked.values():
+                self.progress(s.service, "running", f"{self.options.stability_s:g} s stability window")
             else:
                 self.progress(s.service, "healthy", "")
         checkpoint("level healthy")
 
     def _settle(self, deadline: float) -> None:
         """Every container started without a healthcheck must have run through the stability window,
-        counted from its own start, without exiting or restarting."""
-        if not self._unsettled or self.options.stability_s <= 0:
+        counted from its own start, without exiting or restarting (with no window: not restarted)."""
+        if not self._unsettled:
             return
         wait_healthy(self.engine, self.profile, {cid: False for cid in self._unsettled}, self._unsettled,
                      deadline, self.options, self._pool.map, since=self._started_at)

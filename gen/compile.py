@@ -76,10 +76,9 @@ def keyed_secret_digest(key: bytes) -> Callable[[str, str], str]:
 def write(store: Store, compiled: Compiled) -> str:
     """Services first (durably, in one batch), manifest last: a manifest in the store always has its
     whole closure."""
-    hashes = [h for h, _ in compiled.services.values()]
-    if set(compiled.encoded) >= set(hashes):
-        store.put_many_encoded([compiled.encoded[h] for h in hashes])
-    elif store.put_many([obj for _, obj in compiled.services.values()]) != hashes:
+    entries = list(compiled.services.values())
+    blobs = [compiled.encoded.get(h) or encode(obj) for h, obj in entries]
+    if store.put_many_encoded(blobs) != [h for h, _ in entries]:
         raise AssertionError("service object hash changed between compile and write")
     return store.put(compiled.manifest)
 

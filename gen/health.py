@@ -19,18 +19,18 @@ if TYPE_CHECKING:
 
 def wait_healthy(engine, profile: str, has_check: dict[str, bool | None], services: dict[str, str],
                  deadline: float, options: "Options", pmap=map, probes: dict[str, "Probe"] | None = None,
-                 stability_s: float | None = None, since: dict[str, float] | None = None) -> None:
+                 settle: bool = True, since: dict[str, float] | None = None) -> None:
     """Block until every container is healthy (its healthcheck passes, or, without one, it has been
     running for the stability window without a restart). Fails fast on exit, crash loop or unhealthy.
 
     has_check[cid] None means "ask the engine" (used when restoring containers of an older generation).
-    stability_s overrides options.stability_s (0: running, with no restart, is enough); since[cid]
-    is when the container started (monotonic), so a window that began earlier is not waited again.
+    settle=False: a container without a healthcheck only has to be running (no window, no restart
+    check): the caller settles it later. since[cid] is when the container started (monotonic), so a
+    window that began earlier is not waited again.
     One engine list call per poll, whatever the number of containers; pmap runs the per-container
     restart checks and early probes (a thread pool's map runs them concurrently).
     """
     probes = dict(probes or {})
-    window = options.stability_s if stability_s is None else stability_s
     running_since: dict[str, float] = dict(since or {})
     pending = set(has_check)
     while pending:
@@ -51,8 +51,9 @@ def wait_healthy(engine, profile: str, has_check: dict[str, bool | None], servic
             if checked:
                 if c.health == "healthy":
                     pending.discard(cid)
-                    probes.pop(cid, None)
-            elif c.state == "running" and now - running_since.setdefault(cid, now) >= window:
+            elif c.state == "running" and not settle:
+                pending.discard(cid)
+            elif c.state == "running" and now - running_since.setdefault(cid, now) >= options.stability_s:
                 ripe.append(cid)
         # The list call cannot see a quick restart; the restart count can. Ask for all ripe ones at once.
         for cid, info in zip(ripe, pmap(engine.inspect, ripe)):
