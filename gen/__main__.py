@@ -1,3 +1,3 @@
-from gen.cli import main
+from gen.cli.app import main
 
 raise SystemExit(main())

@@ -16,13 +16,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from gen.activate import Activation, Options, Progress, _no_progress, checkpoint
-from gen.compile import Compiled, compile_spec, keyed_secret_digest, load, profile_for, write
+from gen.deploy.activation import Activation, Options, Progress, _no_progress, checkpoint
+from gen.model.compile import Compiled, compile_spec, keyed_secret_digest, load, profile_for, write
 from gen.errors import ActivationFailed, GenError, LockBusy, ProfileError, SpecError
 from store.errors import StoreError
-from gen.plan import Plan, plan
-from gen.profile import Generation, Profile, default_state_dir, find_profile, history, list_profiles
-from gen.spec import Spec, load_spec
+from gen.model.plan import Plan, plan
+from gen.state.profile import Generation, Profile, default_state_dir, find_profile, history, list_profiles
+from gen.spec.document import Spec, load_spec
 from store import Store, atomic_write
 from store.fsutil import ensure_dir
 from store.errors import LockTimeout
@@ -58,7 +58,7 @@ class Gen:
     @property
     def engine(self):
         if self._engine is None:
-            from gen.engine import Engine      # docker is imported only by verbs that need the engine
+            from gen.engine.docker import Engine      # docker is imported only by verbs that need the engine
             self._engine = Engine.from_env()
         return self._engine
 
@@ -163,7 +163,7 @@ class Gen:
 
     def status(self, profile: str | None = None):
         """The engine against `current`: per service ok or what is wrong; extras; an interrupted activation."""
-        from gen.status import status
+        from gen.deploy.status import status
         prof = self.profile(profile)
         current = prof.current()
         compiled = load(self.store, current.manifest) if current else _empty(prof.name)
@@ -178,7 +178,7 @@ class Gen:
            older_than: str | None = None, dry_run: bool = False):
         """Delete old generations (never the current one), unreachable store objects and stale image
         pins; returns a gen.gc.GcReport. Rules and concurrency: see gen.gc."""
-        from gen.gc import collect
+        from gen.state.gc import collect
         if not dry_run:
             # Like every mutating verb: an interrupted activation is repaired first, and said so.
             names = list_profiles(self.state_dir)
@@ -249,7 +249,7 @@ class Gen:
 
     def _commit_switch(self, prof: Profile, compiled: Compiled):
         def commit() -> int:
-            from gen.pins import pin_images
+            from gen.state.pins import pin_images
             write(self.store, compiled)    # gc may have collected this build while we waited for the lock
             pin_images(self.engine, prof.name, compiled)   # a recorded generation's images survive `image prune`
             newest = prof.newest()

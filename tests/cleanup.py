@@ -15,7 +15,7 @@ def remove_profile(docker_client, profile: str) -> None:
 
 def remove_pins(docker_client, profile: str) -> None:
     """gen tags the images of recorded generations (gen-pin/<profile>:<id>); only those tags go."""
-    from gen.pins import pin_repo
+    from gen.state.pins import pin_repo
     repo = pin_repo(profile)
     for image in docker_client.images.list(name=repo):
         for ref in image.tags:

@@ -69,7 +69,7 @@ class Deployment:
 
     def gen(self, *args: str) -> Run:
         """Run the CLI in this process (fast), with this deployment's state directory."""
-        from gen.cli import main
+        from gen.cli.app import main
         self._capsys.readouterr()
         code = main([*map(str, args), "--state-dir", str(self.state)])
         captured = self._capsys.readouterr()

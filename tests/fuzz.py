@@ -114,7 +114,7 @@ def _inline(v) -> str:
 
 def run_one(text: str, work: Path) -> str | None:
     """Run `gen build` on the text; return None when the outcome is clean, else what went wrong."""
-    from gen.cli import main
+    from gen.cli.app import main
     spec = work / "spec.toml"
     spec.write_text(text, encoding="utf-8", errors="surrogatepass")
     state = work / "state"

@@ -236,7 +236,7 @@ def test_verify_reports_corrupt_and_missing_objects_with_the_generations_that_ne
 
 
 def test_verify_on_an_empty_state_directory_is_fine(tmp_path):
-    from gen.cli import main
+    from gen.cli.app import main
     assert main(["verify", "--state-dir", str(tmp_path / "nothing")]) == 0
 
 
@@ -304,8 +304,8 @@ def test_live_table_phases_and_elapsed_times_with_a_fake_clock():
     from rich.console import Console
 
     from gen.errors import ActivationFailed
-    from gen.plan import Plan, Step
-    from gen.progress import LiveTable
+    from gen.model.plan import Plan, Step
+    from gen.cli.progress import LiveTable
 
     now = [100.0]
     out = io.StringIO()
@@ -345,7 +345,7 @@ def test_live_table_phases_and_elapsed_times_with_a_fake_clock():
 # -------------------------------------------------------------------------------------------- help
 
 def test_help_lists_every_verb_with_examples_and_keeps_completion():
-    from gen.cli import app, main
+    from gen.cli.app import app, main
     import typer.main
     verbs = sorted(typer.main.get_command(app).commands)
     assert {"build", "switch", "rollback", "recover", "list", "status", "diff", "show", "log", "verify"} <= set(verbs)
@@ -381,7 +381,7 @@ def test_hello_example_switches_and_serves_its_page(deployment):
 
 
 def test_references_that_read_as_generations_or_hashes_are_never_files(tmp_path, monkeypatch):
-    from gen.history import is_spec_ref
+    from gen.state.history import is_spec_ref
     monkeypatch.chdir(tmp_path)
     for name in ("3", "abcd", "current", "notes"):
         (tmp_path / name).write_text("x")

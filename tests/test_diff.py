@@ -1,4 +1,4 @@
-"""gen.diff is pure: specs are parsed and compiled here with a fake image resolver, no Docker, no store.
+"""gen.model.diff is pure: specs are parsed and compiled here with a fake image resolver, no Docker, no store.
 Table tests pin down what a diff reports for each kind of change, the stable JSON and the text."""
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from gen.compile import compile_spec
-from gen.diff import Change, Side, diff, format_ms, render, service_changes
-from gen.spec import parse_spec
+from gen.model.compile import compile_spec
+from gen.model.diff import Change, Side, diff, format_ms, render, service_changes
+from gen.spec.document import parse_spec
 
 IMAGES = {"app:1": "sha256:" + "1" * 64, "app:2": "sha256:" + "2" * 64}
 

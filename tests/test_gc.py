@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from gen.gc import GcReport, parse_age, select
-from gen.pins import is_gen_pin, pin_repo, pin_tag
+from gen.state.gc import GcReport, parse_age, select
+from gen.state.pins import is_gen_pin, pin_repo, pin_tag
 from gen.errors import GenError
-from gen.profile import Generation, Profile
+from gen.state.profile import Generation, Profile
 from store import Store, atomic_write
 from tests.cleanup import remove_pins
 from tests.conftest import ROOT
@@ -176,7 +176,7 @@ def test_report_renders_every_number():
 
 # -- store only (no engine needed) ----------------------------------------------------------------------
 def cli(state: Path, capsys, *args: str):
-    from gen.cli import main
+    from gen.cli.app import main
     capsys.readouterr()
     code = main([*args, "--state-dir", str(state)])
     out = capsys.readouterr()

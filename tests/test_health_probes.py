@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from gen.health import Probe
+from gen.deploy.health import Probe
 from tests.conftest import sleeper
 
 SLOW_DOCKER_CHECK = """
@@ -107,7 +107,7 @@ def test_a_probe_past_its_timeout_is_the_last_one(deployment):
 
 
 def test_probe_starts_are_rationed_most_overdue_first():
-    from gen.health import PROBE_STARTS_PER_POLL, _probes_to_advance
+    from gen.deploy.health import PROBE_STARTS_PER_POLL, _probes_to_advance
     probes = {f"c{i}": Probe(["true"], "", 1.0, next_at=float(i)) for i in range(6)}
     probes["c5"].exec_id = "in-flight"
     picked = _probes_to_advance(probes, sorted(probes), now=4.0)

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from gen.naming import container_name
-from gen.plan import Observed, plan
+from gen.model.naming import container_name
+from gen.model.plan import Observed, plan
 
 P = "shop"
 

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from gen.errors import SpecError
-from gen.spec import NAME_RE, Spec, load_spec, parse_duration, parse_spec, start_order
+from gen.spec.document import NAME_RE, Spec, load_spec, parse_duration, parse_spec, start_order
 
 FULL = """
 name = "shop"

@@ -8,8 +8,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
-from gen.compile import Compiled
-from gen.plan import Observed, Plan
+from gen.model.compile import Compiled
+from gen.model.plan import Observed, Plan
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from gen.errors import GenError
-from gen.profile import Profile, list_profiles
+from gen.state.profile import Profile, list_profiles
 from store import Store
 from store.errors import CorruptObject, MissingObject, StoreError
 

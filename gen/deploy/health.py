@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from gen.errors import ActivationFailed, GenError
 
 if TYPE_CHECKING:
-    from gen.activate import Options
+    from gen.deploy.activation import Options
 
 
 def wait_healthy(engine, profile: str, has_check: dict[str, bool | None], services: dict[str, str],

@@ -8,7 +8,7 @@ import posixpath
 import re
 
 from gen.errors import SpecError
-from gen.validate import (MAX_LONG, MAX_SHORT, REQUIRED, _BARE_KEY, _clip, _duration_at_least, _int_in,
+from gen.spec.validate import (MAX_LONG, MAX_SHORT, REQUIRED, _BARE_KEY, _clip, _duration_at_least, _int_in,
                           _is_huge, _parse_table, _show, _string, _string_list, _sub, _table)
 
 _IMAGE_COMPONENT = re.compile(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*")

@@ -12,7 +12,7 @@ import decimal
 from collections.abc import Mapping
 
 from gen.errors import SpecError
-from gen.validate import _sub
+from gen.spec.validate import _sub
 
 
 class _Origins:

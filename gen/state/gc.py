@@ -44,8 +44,8 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
 from gen.errors import GenError, LockBusy, ProfileError
-from gen.pins import sync_pins
-from gen.profile import Generation, Profile, list_profiles
+from gen.state.pins import sync_pins
+from gen.state.profile import Generation, Profile, list_profiles
 from store import Store
 from store.errors import LockTimeout
 from store.objects import HASH_RE

@@ -12,11 +12,11 @@ from __future__ import annotations
 import shlex
 from typing import Callable
 
-from gen.compose_shape import _Origins, _check_keys, _mapping, _scalar_text
+from gen.spec.compose.shape import _Origins, _check_keys, _mapping, _scalar_text
 from gen.errors import SpecError
-from gen.fields import SECRETS_DIR, _host_ip
-from gen.naming import NAME_RE
-from gen.validate import _show, _sub
+from gen.spec.fields import SECRETS_DIR, _host_ip
+from gen.model.naming import NAME_RE
+from gen.spec.validate import _show, _sub
 
 HostPath = Callable[[str, str], str]  # (host path as written, key path) -> absolute host path
 

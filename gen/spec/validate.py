@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 
 from gen.errors import SpecError
-from gen.naming import NAME_RE
+from gen.model.naming import NAME_RE
 
 NAME_RULE = "invalid name (use [a-z0-9][a-z0-9_.-]*, at most 63 characters)"
 REQUIRED = object()         # marks a field without a default

@@ -16,13 +16,13 @@ import re
 from typing import TYPE_CHECKING
 
 from gen.errors import EngineError
-from gen.profile import list_profiles
+from gen.state.profile import list_profiles
 from store import digest
 
 if TYPE_CHECKING:
     from gen.api import Gen
-    from gen.compile import Compiled
-    from gen.gc import GcReport
+    from gen.model.compile import Compiled
+    from gen.state.gc import GcReport
 
 PIN_REPO_PREFIX = "gen-pin/"
 _REPO_COMPONENT = re.compile(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*")   # Docker's path-component rule

@@ -51,16 +51,16 @@ StableForOpt = typer.Option(1.0, "--stable-for", min=0.0,
 
 def _gen(state_dir: Optional[Path], timeout: float = 60.0, lock_timeout: float = 30.0, quiet: bool = True,
          reporter=None, stable_for: float = 1.0):
-    from gen.activate import Options
+    from gen.deploy.activation import Options
     from gen.api import Gen
-    from gen.progress import Quiet
+    from gen.cli.progress import Quiet
     reporter = reporter or Quiet()
     return Gen(state_dir, options=Options(timeout_s=timeout, stability_s=stable_for), lock_timeout=lock_timeout,
                progress=reporter.progress, on_plan=reporter.on_plan)
 
 
 def _reporter(quiet: bool):
-    from gen.progress import reporter
+    from gen.cli.progress import reporter
     return reporter(quiet)
 
 
@@ -92,7 +92,7 @@ def _json(value) -> None:
 
 
 def _render_plan(plan) -> str:
-    from gen.progress import render_plan
+    from gen.cli.progress import render_plan
     return render_plan(plan)
 
 
@@ -160,7 +160,7 @@ def recover(profile: Optional[str] = ProfileOpt, state_dir: Optional[Path] = Sta
 
 def _render_result(result, dry_run: bool, as_json: bool) -> None:
     if as_json:
-        from gen.progress import plan_json
+        from gen.cli.progress import plan_json
         _json({"profile": result.profile, "generation": result.generation, "hash": result.manifest,
                "changed": result.changed, "message": result.message, "duration_s": round(result.duration_s, 3),
                "plan": plan_json(result.plan) if result.plan is not None else []})
@@ -210,7 +210,7 @@ def list_(profile: Optional[str] = ProfileOpt, state_dir: Optional[Path] = State
 
     Example: gen list -p shop --json
     """
-    from gen.profile import default_state_dir, history     # the hot path of `list`: no engine, no store
+    from gen.state.profile import default_state_dir, history     # the hot path of `list`: no engine, no store
     prof, gens, current = history(state_dir or default_state_dir(), profile)
     if as_json:
         _json([g.to_json(g.number == current) for g in gens])
@@ -236,8 +236,8 @@ def diff(a: Optional[str] = typer.Argument(None, metavar="A", help="Generation n
 
     Example: gen diff -p shop 3 examples/shop/gen-v2.toml
     """
-    from gen.diff import render
-    from gen.history import diff_refs
+    from gen.model.diff import render
+    from gen.state.history import diff_refs
     d = diff_refs(_gen(state_dir), profile, a, b)
     if as_json:
         _json(d.to_json())
@@ -252,7 +252,7 @@ def show(number: Optional[int] = typer.Argument(None, metavar="N", help="Generat
 
     Example: gen show -p shop 2
     """
-    from gen.history import render_show, show as show_generation
+    from gen.state.history import render_show, show as show_generation
     info = show_generation(_gen(state_dir), profile, number)
     if as_json:
         _json(info)
@@ -266,7 +266,7 @@ def log(profile: Optional[str] = ProfileOpt, state_dir: Optional[Path] = StateDi
 
     Example: gen log -p shop --json
     """
-    from gen.history import log as activation_log, render_log
+    from gen.state.history import log as activation_log, render_log
     name, entries = activation_log(_gen(state_dir), profile)
     if as_json:
         _json(entries)
@@ -285,7 +285,7 @@ def verify(state_dir: Optional[Path] = StateDirOpt, as_json: bool = JsonOpt):
 
     Example: gen verify --json
     """
-    from gen.verify import verify as verify_state
+    from gen.state.verify import verify as verify_state
     result = verify_state(_gen(state_dir))
     if as_json:
         _json(result.to_json())

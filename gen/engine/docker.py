@@ -16,8 +16,8 @@ import requests.exceptions
 from docker.types import Mount
 
 from gen.errors import EngineError, EngineUnavailable, ImageMissing
-from gen.naming import LABEL_HASH, LABEL_MANIFEST, LABEL_PROFILE, LABEL_REPLICA, LABEL_SERVICE, container_labels
-from gen.plan import Observed
+from gen.model.naming import LABEL_HASH, LABEL_MANIFEST, LABEL_PROFILE, LABEL_REPLICA, LABEL_SERVICE, container_labels
+from gen.model.plan import Observed
 
 API_VERSION = "1.41"   # Docker 20.10; newer engines still serve it, and fixing it saves a round trip
 _EXITED = re.compile(r"Exited \((-?\d+)\)")

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
-from gen.compile import Compiled
+from gen.model.compile import Compiled
 
 # Fields shown first, in this order; any other field (a newer spec format) follows alphabetically.
 FIELD_ORDER = ("image", "image_id", "command", "entrypoint", "env", "ports", "volumes", "secrets",

@@ -21,11 +21,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Callable
 
-from gen.compile import Compiled
+from gen.model.compile import Compiled
 from gen.errors import ActivationFailed, GenError, Interrupted
-from gen.health import Probe, wait_healthy
-from gen.naming import network_name, volume_name
-from gen.plan import Plan
+from gen.deploy.health import Probe, wait_healthy
+from gen.model.naming import network_name, volume_name
+from gen.model.plan import Plan
 from store.errors import StoreError
 
 Progress = Callable[[str, str, str], None]      # (service, phase, detail)

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from gen.naming import container_name
-from gen.spec import addresses_overlap, start_order
+from gen.model.naming import container_name
+from gen.spec.document import addresses_overlap, start_order
 
 RUNNING_STATES = frozenset({"running"})
 

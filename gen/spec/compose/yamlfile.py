@@ -15,9 +15,9 @@ from collections.abc import Mapping
 
 import yaml
 
-from gen.compose_env import interpolate
+from gen.spec.compose.env import interpolate
 from gen.errors import SpecError
-from gen.validate import _clip, _one_line, _show, _sub
+from gen.spec.validate import _clip, _one_line, _show, _sub
 
 MAX_VALUES = 100_000   # values in the document once YAML aliases are expanded ("billion laughs")
 MAX_DEPTH = 64         # mapping/list nesting

@@ -23,10 +23,10 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from gen.errors import SpecError
-from gen.fields import (_argv, _check_secret_mounts, _depends_on, _env, _healthcheck, _image, _labels, _mounts,
+from gen.spec.fields import (_argv, _check_secret_mounts, _depends_on, _env, _healthcheck, _image, _labels, _mounts,
                         _normpath, _ports, _restart, _secrets, _user, _working_dir)
-from gen.naming import NAME_RE  # noqa: F401  (re-exported: the spec rule for names)
-from gen.validate import (NAME_RULE, REQUIRED, _check_keys, _checked_names, _duration_at_least,  # noqa: F401
+from gen.model.naming import NAME_RE  # noqa: F401  (re-exported: the spec rule for names)
+from gen.spec.validate import (NAME_RULE, REQUIRED, _check_keys, _checked_names, _duration_at_least,  # noqa: F401
                           _int_in, _one_line, _one_of, _parse_table, _string, _table, parse_duration)
 
 
@@ -59,7 +59,7 @@ def is_compose_file(path: str | os.PathLike) -> bool:
 def load_spec(path: str | os.PathLike) -> Spec:
     """A spec file: YAML files are Compose files (gen.compose), everything else is gen TOML."""
     if is_compose_file(path):
-        from gen.compose import load_compose  # lazy: TOML users never import yaml
+        from gen.spec.compose.reader import load_compose  # lazy: TOML users never import yaml
         return load_compose(path)
     source = os.fsdecode(path)
     text = read_text(source, source, "spec")

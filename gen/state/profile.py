@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from gen.errors import ProfileError
-from gen.naming import NAME_RE
+from gen.model.naming import NAME_RE
 from store.fsutil import FileLock, atomic_symlink, atomic_write, read_link
 from store.fsutil import ensure_dir
 

@@ -11,7 +11,7 @@ from typing import Callable
 from blake3 import blake3
 
 from gen.errors import SpecError
-from gen.spec import Spec
+from gen.spec.document import Spec
 from store import Store, digest, encode, hash_value
 
 MANIFEST_FORMAT = 1

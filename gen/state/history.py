@@ -10,10 +10,10 @@ import os
 import re
 from typing import TYPE_CHECKING
 
-from gen.compile import Compiled, load
-from gen.diff import Diff, Side, diff, format_healthcheck, format_mount, format_ms, format_port, short_image_id
+from gen.model.compile import Compiled, load
+from gen.model.diff import Diff, Side, diff, format_healthcheck, format_mount, format_ms, format_port, short_image_id
 from gen.errors import GenError, ProfileError, SpecError
-from gen.profile import Generation, Profile
+from gen.state.profile import Generation, Profile
 from store.errors import StoreError
 
 if TYPE_CHECKING:
@@ -175,7 +175,7 @@ def log(g: "Gen", profile: str | None) -> tuple[str, list[dict]]:
 
 
 def log_entry(r: dict) -> dict:
-    from gen.profile import iso_time
+    from gen.state.profile import iso_time
     outcome = str(r.get("outcome", ""))
     ok = outcome == "ok"
     to = r.get("to")

@@ -12,13 +12,13 @@ import os
 import posixpath
 from collections.abc import Mapping
 
-from gen.compose_env import parse_env_file
-from gen.compose_fields import _argv, _depends_on, _healthcheck, _labels, _mount, _port, _secret_ref
-from gen.compose_shape import _Origins, _check_keys, _list, _mapping, _scalar_text
+from gen.spec.compose.env import parse_env_file
+from gen.spec.compose.fields import _argv, _depends_on, _healthcheck, _labels, _mount, _port, _secret_ref
+from gen.spec.compose.shape import _Origins, _check_keys, _list, _mapping, _scalar_text
 from gen.errors import SpecError
-from gen.fields import _env, _normpath
-from gen.spec import read_text
-from gen.validate import _show, _sub
+from gen.spec.fields import _env, _normpath
+from gen.spec.document import read_text
+from gen.spec.validate import _show, _sub
 
 RESTART_DEFAULT = "no"  # Compose's default; gen.toml's differs (applied before validation)
 

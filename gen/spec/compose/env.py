@@ -13,8 +13,8 @@ from collections import ChainMap
 from collections.abc import Mapping
 
 from gen.errors import SpecError
-from gen.fields import _ENV_KEY_RE
-from gen.validate import _clip, _one_line, _show
+from gen.spec.fields import _ENV_KEY_RE
+from gen.spec.validate import _clip, _one_line, _show
 
 MAX_NESTED_VARIABLES = 16  # ${A:-${B:-${C...}}}: bounds the recursion a hostile file can ask for
 

@@ -28,10 +28,10 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
-from gen.compose_convert import _Converter
-from gen.compose_env import interpolate, parse_env_file
-from gen.compose_yaml import _Prepared, _load_yaml
-from gen.spec import Spec, _base_dir, build_spec, read_text
+from gen.spec.compose.convert import _Converter
+from gen.spec.compose.env import interpolate, parse_env_file
+from gen.spec.compose.yamlfile import _Prepared, _load_yaml
+from gen.spec.document import Spec, _base_dir, build_spec, read_text
 
 __all__ = ["interpolate", "load_compose", "parse_compose", "parse_env_file"]
 
