@@ -303,7 +303,7 @@ def test_progress_is_a_live_table_on_a_terminal(deployment):
 def test_live_table_phases_and_elapsed_times_with_a_fake_clock():
     from rich.console import Console
 
-    from gen.errors import ActivationFailed
+    from gen.api import ActivationFailed
     from gen.model.plan import Plan, Step
     from gen.cli.progress import LiveTable
 

@@ -10,10 +10,10 @@ import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from gen.model.compile import compile_spec
-from gen.spec.compose.reader import interpolate, load_compose, parse_compose, parse_env_file
 from gen.errors import SpecError
-from gen.spec.document import load_spec, parse_spec
+from gen.model.compile import compile_spec
+from gen.spec import load_spec, parse_spec
+from gen.spec.compose import interpolate, load_compose, parse_compose, parse_env_file
 
 ROOT = Path(__file__).resolve().parent.parent
 TRIO = ROOT / "examples" / "trio"

@@ -7,7 +7,8 @@ import json
 import pytest
 
 from gen.model.compile import compile_spec
-from gen.model.diff import Change, Side, diff, format_ms, render, service_changes
+from gen.cli.diffview import format_ms, render
+from gen.model.diff import Change, Side, diff, service_changes
 from gen.spec.document import parse_spec
 
 IMAGES = {"app:1": "sha256:" + "1" * 64, "app:2": "sha256:" + "2" * 64}

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from gen.state.gc import GcReport, parse_age, select
+from gen.cli.views import render_gc
+from gen.state.retention import GcReport, parse_age, select
 from gen.state.pins import is_gen_pin, pin_repo, pin_tag
 from gen.errors import GenError
 from gen.state.profile import Generation, Profile
@@ -168,8 +169,8 @@ def test_pin_names():
 
 
 def test_report_renders_every_number():
-    text = GcReport(True, objects_deleted=3, bytes_freed=2048, objects_live=5, objects_recent=1,
-                    pins_released=["gen-pin/x:" + "a" * 64], warnings=["careful"]).render()
+    text = render_gc(GcReport(True, objects_deleted=3, bytes_freed=2048, objects_live=5, objects_recent=1,
+                              pins_released=["gen-pin/x:" + "a" * 64], warnings=["careful"]))
     assert "dry run: nothing was changed" in text and "would delete 3 object(s), 2.0 KiB" in text
     assert "5 live" in text and "1 unreferenced" in text and "would release 1" in text and "warning: careful" in text
 

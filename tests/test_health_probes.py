@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 
 from gen.deploy.health import Probe
+from gen.engine.docker import container_details
 from tests.conftest import sleeper
 
 SLOW_DOCKER_CHECK = """
@@ -38,7 +39,7 @@ def test_probe_runs_the_healthcheck_command_as_docker_would(test, user, argv):
     ({"User": "app"}, None),
 ])
 def test_probe_of_a_restored_container_reads_its_own_healthcheck(config, argv):
-    probe = Probe.of_container({"Config": config})
+    probe = Probe.of_container(container_details({"Config": config}))
     assert (probe.argv if probe else None) == argv
     if probe:
         assert probe.user == config["User"] and probe.timeout_s == config["Healthcheck"].get("Timeout", 30e9) / 1e9
@@ -107,12 +108,12 @@ def test_a_probe_past_its_timeout_is_the_last_one(deployment):
 
 
 def test_probe_starts_are_rationed_most_overdue_first():
-    from gen.deploy.health import PROBE_STARTS_PER_POLL, _probes_to_advance
+    from gen.deploy.health import PROBE_STARTS_PER_POLL, probes_to_advance
     probes = {f"c{i}": Probe(["true"], "", 1.0, next_at=float(i)) for i in range(6)}
     probes["c5"].exec_id = "in-flight"
-    picked = _probes_to_advance(probes, sorted(probes), now=4.0)
+    picked = probes_to_advance(probes, sorted(probes), now=4.0)
     assert picked == ["c5"] + ["c0", "c1", "c2", "c3", "c4"][:PROBE_STARTS_PER_POLL]
-    assert _probes_to_advance(probes, ["c4"], now=3.0) == [], "not due yet"
+    assert probes_to_advance(probes, ["c4"], now=3.0) == [], "not due yet"
 
 
 def test_many_replicas_all_get_probed(deployment):

@@ -8,7 +8,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from gen.errors import SpecError
-from gen.spec.document import NAME_RE, Spec, load_spec, parse_duration, parse_spec, start_order
+from gen.model.graph import start_order
+from gen.spec import NAME_RE, Spec, load_spec, parse_duration, parse_spec
 
 FULL = """
 name = "shop"

@@ -15,8 +15,7 @@ from typing import Optional
 
 import typer
 
-from gen.errors import ActivationFailed, GenError
-from store.errors import StoreError
+from gen.api import ActivationFailed, GenError, StoreError
 
 EXAMPLES = """Examples:
 
@@ -51,8 +50,7 @@ StableForOpt = typer.Option(1.0, "--stable-for", min=0.0,
 
 def _gen(state_dir: Optional[Path], timeout: float = 60.0, lock_timeout: float = 30.0, quiet: bool = True,
          reporter=None, stable_for: float = 1.0):
-    from gen.deploy.activation import Options
-    from gen.api import Gen
+    from gen.api import Gen, Options
     from gen.cli.progress import Quiet
     reporter = reporter or Quiet()
     return Gen(state_dir, options=Options(timeout_s=timeout, stability_s=stable_for), lock_timeout=lock_timeout,
@@ -65,26 +63,9 @@ def _reporter(quiet: bool):
 
 
 # -- output helpers ------------------------------------------------------------------------------
-STYLES = {"header": "bold", "added": "green", "removed": "red", "changed": "yellow", "dim": "dim", "": ""}
-
-
 def _emit(lines: list[tuple[str, str]]) -> None:
-    """Styled lines: colour (rich) only when stdout is a terminal, plain text otherwise."""
-    if _stdout_is_tty():
-        from rich.console import Console
-        from rich.text import Text
-        console = Console(file=sys.stdout, highlight=False, soft_wrap=True)
-        for style, text in lines:
-            console.print(Text(text, style=STYLES.get(style, "")))
-    else:
-        sys.stdout.write("".join(text + "\n" for _, text in lines))
-
-
-def _stdout_is_tty() -> bool:
-    try:
-        return sys.stdout.isatty()
-    except (AttributeError, ValueError):
-        return False
+    from gen.cli.views import emit
+    emit(lines)
 
 
 def _json(value) -> None:
@@ -181,27 +162,10 @@ def status(profile: Optional[str] = ProfileOpt, state_dir: Optional[Path] = Stat
     if as_json:
         _json(report.to_json())
     else:
-        print(_render_status(report))
+        from gen.cli.views import render_status
+        print(render_status(report))
     if not report.ok:
         raise typer.Exit(3)
-
-
-def _render_status(report) -> str:
-    head = f"profile {report.profile}: " + (f"generation {report.generation} ({report.manifest[:12]})"
-                                             if report.generation else "no current generation")
-    rows = [head]
-    for s in report.services:
-        states = ", ".join(c["state"] for c in s.containers) or "no containers"
-        rows.append(f"  {'ok ' if s.ok else 'BAD'} {s.service:<16} {s.hash[:12]}  {states}"
-                    + (f"  -- {s.problem}" if s.problem else ""))
-    for c in report.extra:
-        rows.append(f"  BAD {c['service']:<16} {c['hash'][:12]}  {c['state']}  -- extra container {c['name']}")
-    if report.activation:
-        a = report.activation
-        rows.append(f"  activation {a['state']}: {a['kind']} by pid {a['pid']} (from generation {a['from']}); "
-                    + ("wait for it" if a["state"] == "in progress" else "`gen recover` repairs it"))
-    rows.append("the engine matches the current generation" if report.ok else "DRIFT: the engine does not match the current generation")
-    return "\n".join(rows)
 
 
 @app.command("list")
@@ -210,8 +174,8 @@ def list_(profile: Optional[str] = ProfileOpt, state_dir: Optional[Path] = State
 
     Example: gen list -p shop --json
     """
-    from gen.state.profile import default_state_dir, history     # the hot path of `list`: no engine, no store
-    prof, gens, current = history(state_dir or default_state_dir(), profile)
+    from gen.api import Gen
+    prof, gens, current = Gen(state_dir).generations(profile)     # the hot path of `list`: no engine
     if as_json:
         _json([g.to_json(g.number == current) for g in gens])
         return
@@ -236,9 +200,8 @@ def diff(a: Optional[str] = typer.Argument(None, metavar="A", help="Generation n
 
     Example: gen diff -p shop 3 examples/shop/gen-v2.toml
     """
-    from gen.model.diff import render
-    from gen.state.history import diff_refs
-    d = diff_refs(_gen(state_dir), profile, a, b)
+    from gen.cli.diffview import render
+    d = _gen(state_dir).diff(profile, a, b)
     if as_json:
         _json(d.to_json())
     else:
@@ -252,8 +215,8 @@ def show(number: Optional[int] = typer.Argument(None, metavar="N", help="Generat
 
     Example: gen show -p shop 2
     """
-    from gen.state.history import render_show, show as show_generation
-    info = show_generation(_gen(state_dir), profile, number)
+    from gen.cli.diffview import render_show
+    info = _gen(state_dir).show(profile, number)
     if as_json:
         _json(info)
     else:
@@ -266,8 +229,8 @@ def log(profile: Optional[str] = ProfileOpt, state_dir: Optional[Path] = StateDi
 
     Example: gen log -p shop --json
     """
-    from gen.state.history import log as activation_log, render_log
-    name, entries = activation_log(_gen(state_dir), profile)
+    from gen.cli.views import render_log
+    name, entries = _gen(state_dir).log(profile)
     if as_json:
         _json(entries)
     else:
@@ -285,12 +248,12 @@ def verify(state_dir: Optional[Path] = StateDirOpt, as_json: bool = JsonOpt):
 
     Example: gen verify --json
     """
-    from gen.state.verify import verify as verify_state
-    result = verify_state(_gen(state_dir))
+    from gen.cli.views import render_verify
+    result = _gen(state_dir).verify()
     if as_json:
         _json(result.to_json())
     else:
-        _emit(result.render())
+        _emit(render_verify(result))
     if not result.ok:
         raise typer.Exit(1)
 
@@ -309,7 +272,8 @@ def gc(profile: Optional[str] = ProfileOpt,
     """
     report = _gen(state_dir, lock_timeout=lock_timeout).gc(profile, all_profiles=all_profiles, keep=keep,
                                                            older_than=older_than, dry_run=dry_run)
-    print(json.dumps(report.to_json()) if as_json else report.render())
+    from gen.cli.views import render_gc
+    print(json.dumps(report.to_json()) if as_json else render_gc(report))
 
 
 def _render_error(e: Exception) -> None:

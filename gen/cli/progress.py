@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TextIO
 
-from gen.errors import ActivationFailed
+from gen.api import ActivationFailed
 
 PHASE_LABELS = {"waiting": "waiting for health", "running": "stability window"}
 DONE_PHASES = frozenset({"healthy", "failed", "unchanged", "removed", "restored", "undone"})

@@ -11,7 +11,6 @@ never removed. A crash at any point is repaired by converging on `current` with 
 """
 from __future__ import annotations
 
-import os
 import signal
 import threading
 import time
@@ -23,46 +22,12 @@ from typing import Callable
 
 from gen.model.compile import Compiled
 from gen.errors import ActivationFailed, GenError, Interrupted
+from gen.deploy.faults import checkpoint
 from gen.deploy.health import Probe, wait_healthy
+from gen.deploy.options import Options, Progress, no_progress
 from gen.model.naming import network_name, volume_name
 from gen.model.plan import Plan
 from store.errors import StoreError
-
-Progress = Callable[[str, str, str], None]      # (service, phase, detail)
-
-
-@dataclass(frozen=True)
-class Options:
-    timeout_s: float = 60.0          # bound on waiting for health, per transaction
-    stability_s: float = 1.0         # without a healthcheck: running this long without a restart
-    poll_s: float = 0.05           # one engine list call per poll
-    workers: int = 16
-    early_probes: bool = True      # run healthchecks ourselves while Docker still says "starting" (see Probe)
-
-
-def _no_progress(service: str, phase: str, detail: str = "") -> None:
-    pass
-
-
-# -- fault injection: every step boundary of a real activation is numbered as it is reached -----
-_fault_lock = threading.Lock()
-_fault_count = 0
-
-
-def checkpoint(label: str) -> None:
-    """A step boundary. GEN_FAULT_TRACE=file records them; GEN_FAULT_KILL_AT=k SIGKILLs us at the k-th."""
-    global _fault_count
-    trace, kill_at = os.environ.get("GEN_FAULT_TRACE"), os.environ.get("GEN_FAULT_KILL_AT")
-    if not trace and not kill_at:
-        return
-    with _fault_lock:
-        _fault_count += 1
-        if trace:
-            with open(trace, "a") as f:
-                f.write(f"{_fault_count} {label}\n")
-        if kill_at and int(kill_at) == _fault_count:
-            os.kill(os.getpid(), signal.SIGKILL)
-
 
 @dataclass
 class UndoLog:
@@ -78,7 +43,7 @@ class UndoLog:
 
 class Activation:
     def __init__(self, engine, target: Compiled, plan: Plan, options: Options = Options(),
-                 progress: Progress = _no_progress):
+                 progress: Progress = no_progress):
         self.engine = engine
         self.target = target
         self.plan = plan

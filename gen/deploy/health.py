@@ -9,16 +9,14 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
+from gen.deploy.options import Options
+from gen.engine.base import ContainerDetails, Engine
 from gen.errors import ActivationFailed, GenError
 
-if TYPE_CHECKING:
-    from gen.deploy.activation import Options
 
-
-def wait_healthy(engine, profile: str, has_check: dict[str, bool | None], services: dict[str, str],
-                 deadline: float, options: "Options", pmap=map, probes: dict[str, "Probe"] | None = None,
+def wait_healthy(engine: Engine, profile: str, has_check: dict[str, bool | None], services: dict[str, str],
+                 deadline: float, options: Options, pmap=map, probes: dict[str, "Probe"] | None = None,
                  settle: bool = True, since: dict[str, float] | None = None) -> None:
     """Block until every container is healthy (its healthcheck passes, or, without one, it has been
     running for the stability window without a restart). Fails fast on exit, crash loop or unhealthy.
@@ -57,15 +55,14 @@ def wait_healthy(engine, profile: str, has_check: dict[str, bool | None], servic
                 ripe.append(cid)
         # The list call cannot see a quick restart; the restart count can. Ask for all ripe ones at once.
         for cid, info in zip(ripe, pmap(engine.inspect, ripe)):
-            state = info["State"]
-            if state.get("Restarting") or not state["Running"]:
-                _fail(engine, services[cid], cid, f"exited with code {state.get('ExitCode')}"
-                      + (f" after {info['RestartCount']} restart(s)" if info["RestartCount"] else ""), seen[cid])
-            if info["RestartCount"]:
+            if info.restarting or not info.running:
+                _fail(engine, services[cid], cid, f"exited with code {info.exit_code}"
+                      + (f" after {info.restart_count} restart(s)" if info.restart_count else ""), seen[cid])
+            if info.restart_count:
                 _fail(engine, services[cid], cid,
-                      f"restarted {info['RestartCount']} time(s) during the stability window", seen[cid])
+                      f"restarted {info.restart_count} time(s) during the stability window", seen[cid])
             pending.discard(cid)
-        probing = _probes_to_advance(probes, [cid for cid in sorted(pending & probes.keys())
+        probing = probes_to_advance(probes, [cid for cid in sorted(pending & probes.keys())
                                               if seen[cid].state == "running"], now)
         for cid, passed in zip(probing, pmap(lambda cid: probes[cid].advance(engine, cid, now), probing)):
             if passed:
@@ -85,7 +82,7 @@ PROBE_MAX_DELAY_S = 1.0
 PROBE_STARTS_PER_POLL = 2      # at most 40 new probes a second, however many containers wait
 
 
-def _probes_to_advance(probes: dict[str, "Probe"], running: list[str], now: float) -> list[str]:
+def probes_to_advance(probes: dict[str, "Probe"], running: list[str], now: float) -> list[str]:
     """Every probe in flight (to collect it), plus the PROBE_STARTS_PER_POLL most overdue ones.
     Each probe is an exec in a container, which costs the engine about as much as a container's own
     healthcheck: 50 services slow to get ready must not turn into 50 execs a second."""
@@ -122,14 +119,12 @@ class Probe:
         return cls(argv, user or "", healthcheck["timeout_ms"] / 1000)
 
     @classmethod
-    def of_container(cls, info: dict) -> "Probe | None":
+    def of_container(cls, info: ContainerDetails) -> "Probe | None":
         """From an inspected container (restoring an older generation's): its healthcheck, if any."""
-        hc = (info.get("Config") or {}).get("Healthcheck") or {}
-        test = hc.get("Test") or []
+        test = list(info.health_test)
         if len(test) < 2 or test[0] not in ("CMD", "CMD-SHELL"):
             return None
-        return cls.of({"test": test, "timeout_ms": (hc.get("Timeout") or 30_000_000_000) // 1_000_000},
-                      info["Config"].get("User") or "")
+        return cls.of({"test": test, "timeout_ms": info.health_timeout_ms}, info.user)
 
     def advance(self, engine, cid: str, now: float) -> bool:
         """One step, once per poll: collect the probe in flight, or start the next when due. True once
@@ -161,11 +156,9 @@ def _fail(engine, service: str, cid: str, reason: str, c) -> None:
     detail = ""
     try:
         info = engine.inspect(cid)
-        health_log = (info["State"].get("Health") or {}).get("Log") or []
-        if health_log and "healthcheck" in reason:
-            last = health_log[-1]
-            output = " ".join((last.get("Output") or "").split())[:200]
-            detail = f"; last check exited {last.get('ExitCode')}" + (f": {output}" if output else "")
+        if info.last_check_exit is not None and "healthcheck" in reason:
+            output = " ".join(info.last_check_output.split())[:200]
+            detail = f"; last check exited {info.last_check_exit}" + (f": {output}" if output else "")
         logs = engine.logs(cid, tail=10).strip()
     except GenError:
         logs = ""

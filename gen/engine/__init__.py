@@ -1,0 +1,14 @@
+"""Container engines behind one interface (base.Engine): docker (one Docker engine), memory (tests).
+
+Importing this package does not import `docker`: `connect()` does, so read-only verbs stay fast.
+"""
+from gen.engine.base import ContainerDetails, Engine
+
+
+def connect() -> Engine:
+    """The Docker engine named by the environment (DOCKER_HOST, ...), checked to answer."""
+    from gen.engine.docker import DockerEngine
+    return DockerEngine.from_env()
+
+
+__all__ = ["ContainerDetails", "Engine", "connect"]

@@ -1,8 +1,8 @@
-"""The Docker engine adapter: the only module that imports `docker`.
+"""One Docker engine behind gen's Engine interface (gen.engine.base): the only module that imports `docker`.
 
-It speaks gen's vocabulary (Observed containers, service objects) and translates every Docker error
-into gen's own errors at this boundary. Keep it small: observe, create, start, stop, remove, inspect,
-so that a second backend (Swarm, a fleet of remote engines) is a new module, not a rewrite.
+It speaks gen's vocabulary (Observed containers, ContainerDetails, service objects) and translates
+every Docker error into gen's own errors at this boundary, so a second backend (Swarm, a fleet of
+remote engines) is a new module beside this one, not a rewrite of the transaction.
 """
 from __future__ import annotations
 
@@ -16,7 +16,8 @@ import requests.exceptions
 from docker.types import Mount
 
 from gen.errors import EngineError, EngineUnavailable, ImageMissing
-from gen.model.naming import LABEL_HASH, LABEL_MANIFEST, LABEL_PROFILE, LABEL_REPLICA, LABEL_SERVICE, container_labels
+from gen.engine.base import DEFAULT_HEALTH_TIMEOUT_MS, ContainerDetails
+from gen.model.naming import LABEL_HASH, LABEL_PROFILE, LABEL_REPLICA, LABEL_SERVICE, container_labels
 from gen.model.plan import Observed
 
 API_VERSION = "1.41"   # Docker 20.10; newer engines still serve it, and fixing it saves a round trip
@@ -51,14 +52,14 @@ def _short(e: Exception) -> str:
     return str(e).splitlines()[0][:300] if str(e) else type(e).__name__
 
 
-class Engine:
-    """A connection to one Docker engine."""
+class DockerEngine:
+    """A connection to one Docker engine (implements gen.engine.base.Engine)."""
 
     def __init__(self, client: docker.APIClient):
         self.api = client
 
     @classmethod
-    def from_env(cls, timeout: float = 120) -> "Engine":
+    def from_env(cls, timeout: float = 120) -> "DockerEngine":
         try:
             kwargs = docker.utils.kwargs_from_env()
             client = docker.APIClient(version=API_VERSION, timeout=timeout, max_pool_size=32, **kwargs)
@@ -114,8 +115,8 @@ class Engine:
         return [_observed(r) for r in rows]
 
     @_translated(lambda cid: f"container {cid[:12]}")
-    def inspect(self, cid: str) -> dict:
-        return self.api.inspect_container(cid)
+    def inspect(self, cid: str) -> ContainerDetails:
+        return container_details(self.api.inspect_container(cid))
 
     @_translated(lambda cid, *_: f"container {cid[:12]}")
     def logs(self, cid: str, tail: int = 10) -> str:
@@ -222,12 +223,26 @@ def _observed(row: dict) -> Observed:
     return Observed(
         id=row["Id"], name=(row.get("Names") or ["/?"])[0].lstrip("/"),
         service=labels.get(LABEL_SERVICE, ""), hash=labels.get(LABEL_HASH, ""),
-        replica=int(labels.get(LABEL_REPLICA, "1") or 1), manifest=labels.get(LABEL_MANIFEST, ""),
+        replica=int(labels.get(LABEL_REPLICA, "1") or 1),
         state=row.get("State", ""), health=_health(status),
         exit_code=int(exited.group(1)) if exited else None, image_id=row.get("ImageID", ""),
         host_ports=frozenset((p.get("IP", ""), p["PublicPort"], p.get("Type", "tcp"))
                              for p in row.get("Ports") or [] if p.get("PublicPort")),
     )
+
+
+def container_details(info: dict) -> ContainerDetails:
+    """Docker's inspect document, reduced to what the health gate reads."""
+    state = info.get("State") or {}
+    config = info.get("Config") or {}
+    check = config.get("Healthcheck") or {}
+    last = ((state.get("Health") or {}).get("Log") or [{}])[-1]
+    return ContainerDetails(
+        id=info.get("Id", ""), running=bool(state.get("Running")), restarting=bool(state.get("Restarting")),
+        exit_code=state.get("ExitCode"), restart_count=info.get("RestartCount") or 0, user=config.get("User") or "",
+        health_test=tuple(check.get("Test") or ()),
+        health_timeout_ms=(check.get("Timeout") or DEFAULT_HEALTH_TIMEOUT_MS * _NS_PER_MS) // _NS_PER_MS,
+        last_check_exit=last.get("ExitCode"), last_check_output=last.get("Output") or "")
 
 
 def _health(status: str) -> str | None:

@@ -1,4 +1,5 @@
-"""Compile a validated Spec into store objects: one per service, plus the manifest.
+"""Compile a validated Spec into store objects: one per service, plus the manifest. Pure: images
+and secrets are resolved through the callables it is given; gen.state.manifests writes the result.
 
 The manifest's hash is the generation's identity. Everything here is deterministic: the same spec
 (keys in any order) and the same images give byte-identical objects, in any process, on any machine.
@@ -8,20 +9,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
-from blake3 import blake3
-
 from gen.errors import SpecError
-from gen.spec.document import Spec
-from store import Store, digest, encode, hash_value
-
-MANIFEST_FORMAT = 1
+from gen.model.types import MANIFEST_FORMAT, Manifest, ServiceObject, Spec
+from store import digest, encode, hash_value
 
 
 @dataclass(frozen=True)
 class Compiled:
     manifest_hash: str
-    manifest: dict
-    services: dict[str, tuple[str, dict]]     # name -> (object hash, service object)
+    manifest: Manifest
+    services: dict[str, tuple[str, ServiceObject]]     # name -> (object hash, service object)
     # Service objects' canonical bytes, by hash, kept from hashing for the store write (1,000
     # services would otherwise be encoded twice). Empty for a Compiled loaded from the store.
     encoded: dict[str, bytes] = field(default_factory=dict, compare=False, repr=False)
@@ -61,32 +58,7 @@ def compile_spec(spec: Spec, profile: str, resolve_image: Callable[[str, str], s
     return Compiled(hash_value(manifest), manifest, services, encoded)
 
 
-def keyed_secret_digest(key: bytes) -> Callable[[str, str], str]:
-    """A digest of a secret's value that changes when the value changes but, keyed with this state
-    directory's own random key, reveals nothing about a low-entropy value to a reader of the store."""
-    def digest(path: str, key_path: str) -> str:
-        try:
-            with open(path, "rb") as f:
-                return blake3(f.read(), key=key).hexdigest()
-        except OSError as e:
-            raise SpecError(key_path, f"cannot read secret file {path}: {e.strerror}") from None
-    return digest
 
-
-def write(store: Store, compiled: Compiled) -> str:
-    """Services first (durably, in one batch), manifest last: a manifest in the store always has its
-    whole closure."""
-    entries = list(compiled.services.values())
-    blobs = [compiled.encoded.get(h) or encode(obj) for h, obj in entries]
-    if store.put_many_encoded(blobs) != [h for h, _ in entries]:
-        raise AssertionError("service object hash changed between compile and write")
-    return store.put(compiled.manifest)
-
-
-def load(store: Store, manifest_hash: str) -> Compiled:
-    """Read a manifest and its services back from the store (each verified against its hash)."""
-    manifest = store.get(manifest_hash)
-    if not isinstance(manifest, dict) or manifest.get("kind") != "manifest":
-        raise SpecError(manifest_hash[:12], "store object is not a manifest")
-    services = {name: (h, store.get(h)) for name, h in manifest["services"].items()}
-    return Compiled(manifest_hash, manifest, services)
+def compile_empty(profile: str) -> Compiled:
+    """The deployment with no services: what a profile runs before its first generation."""
+    return compile_spec(Spec(name=profile, services={}, volumes={}, source="<empty>"), profile, lambda *_: "")

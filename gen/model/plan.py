@@ -8,7 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 from gen.model.naming import container_name
-from gen.spec.document import addresses_overlap, start_order
+from gen.model.graph import start_order
+from gen.model.ports import host_ports, ports_clash
 
 RUNNING_STATES = frozenset({"running"})
 
@@ -25,7 +26,6 @@ class Observed:
     health: str | None = None       # healthy | unhealthy | starting | None (no healthcheck)
     exit_code: int | None = None
     image_id: str = ""
-    manifest: str = ""
     host_ports: frozenset = frozenset()   # {(ip, port, protocol)} currently bound (running containers only)
 
     @property
@@ -164,9 +164,9 @@ def _stop_conflicting_old(steps: list[Step], services: dict, observed: list[Obse
         if not (s.create or s.start):
             out.append(s)
             continue
-        wanted = _ports_of(services[s.service][1])
+        wanted = host_ports(services[s.service][1])
         conflicts = sorted(cid for cid in leaving - claimed
-                           if by_id[cid].running and _overlap(wanted, by_id[cid].host_ports))
+                           if by_id[cid].running and ports_clash(wanted, by_id[cid].host_ports))
         if conflicts:
             claimed.update(conflicts)
             forced = services[s.service][1]["update"] == "start-first"
@@ -175,11 +175,3 @@ def _stop_conflicting_old(steps: list[Step], services: dict, observed: list[Obse
         out.append(s)
     return sorted(out, key=lambda s: (s.action == "remove", s.service))
 
-
-def _ports_of(obj: dict) -> frozenset:
-    return frozenset((p["host_ip"], p["host_port"], p["protocol"]) for p in obj["ports"])
-
-
-def _overlap(a: frozenset, b: frozenset) -> bool:
-    return any(port1 == port2 and proto1 == proto2 and addresses_overlap(ip1, ip2)
-               for ip1, port1, proto1 in a for ip2, port2, proto2 in b)

@@ -1,0 +1,15 @@
+"""User input -> a validated Spec. The front door of gen.spec: callers import from here.
+
+- load: which reader a file goes to (YAML: Compose, anything else: gen TOML).
+- document: the TOML-shaped document -> Spec (build_spec, the one validator both formats share).
+- fields, validate, messages: the per-field parsers, the generic checks under them, and how
+  errors render key paths and values.
+- compose/: the Compose reader (imports yaml; loaded only for Compose files).
+"""
+from gen.model.naming import NAME_RE
+from gen.model.types import Spec
+from gen.spec.document import build_spec, parse_spec
+from gen.spec.load import is_compose_file, load_spec
+from gen.spec.validate import parse_duration
+
+__all__ = ["NAME_RE", "Spec", "build_spec", "is_compose_file", "load_spec", "parse_duration", "parse_spec"]

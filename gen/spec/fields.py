@@ -1,6 +1,6 @@
 """Service-field parsers for specs: each takes (value, key path, context) and returns normal data or
-raises SpecError naming the key path. Built on the generic checks of gen.validate; shared by the
-TOML and Compose front ends through gen.spec."""
+raises SpecError naming the key path. Built on the generic checks of gen.spec.validate; the service
+table of gen.spec.document lists them, and the TOML and Compose front ends share them through it."""
 from __future__ import annotations
 
 import ipaddress
@@ -8,8 +8,9 @@ import posixpath
 import re
 
 from gen.errors import SpecError
-from gen.spec.validate import (MAX_LONG, MAX_SHORT, REQUIRED, _BARE_KEY, _clip, _duration_at_least, _int_in,
-                          _is_huge, _parse_table, _show, _string, _string_list, _sub, _table)
+from gen.spec.messages import BARE_KEY, clip, is_huge_int, key_path, shown
+from gen.spec.validate import (MAX_LONG, MAX_SHORT, REQUIRED, checked_string, checked_string_list, checked_table,
+                               duration_at_least, int_in, parse_table)
 
 _IMAGE_COMPONENT = re.compile(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*")
 _IMAGE_HOST = re.compile(r"(?:[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*|\[[0-9A-Fa-f:.]+\])(?::[0-9]+)?")
@@ -17,10 +18,10 @@ _IMAGE_TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
 _IMAGE_DIGEST = re.compile(r"[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[0-9a-fA-F]{32,}")
 
 
-def _image(value, path, ctx=None) -> str:
-    ref = _string(value, path, empty_ok=False)
+def parse_image(value, path, ctx=None) -> str:
+    ref = checked_string(value, path, empty_ok=False)
     if not _is_image_ref(ref):
-        raise SpecError(path, f"invalid image reference {_show(ref)} "
+        raise SpecError(path, f"invalid image reference {shown(ref)} "
                               "(expected [registry/]name[:tag][@digest], name in lowercase)")
     return ref
 
@@ -44,32 +45,32 @@ def _is_image_ref(ref: str) -> bool:
     return all(_IMAGE_COMPONENT.fullmatch(part) for part in parts)
 
 
-def _argv(value, path, ctx=None) -> list[str]:
-    argv = _string_list(value, path)
+def parse_argv(value, path, ctx=None) -> list[str]:
+    argv = checked_string_list(value, path)
     if not argv:  # None already means "the image's default"; [] would be a third meaning
         raise SpecError(path, "must not be empty (leave the key out to use the image's default)")
     return argv
 
 
-_ENV_KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*")
+ENV_KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*")
 
 
-def _env(value, path, ctx=None) -> dict[str, str]:
-    table = _table(value, path)
+def parse_env(value, path, ctx=None) -> dict[str, str]:
+    table = checked_table(value, path)
     env = {}
     for key in sorted(table):
-        sub = _sub(path, key)
-        if len(key) > MAX_SHORT or not _ENV_KEY_RE.fullmatch(key):
+        sub = key_path(path, key)
+        if len(key) > MAX_SHORT or not ENV_KEY_RE.fullmatch(key):
             raise SpecError(sub, "invalid variable name (use [A-Za-z_][A-Za-z0-9_.-]*)")
         if not isinstance(table[key], str):
             raise SpecError(sub, _quote_hint(key, table[key]))
-        env[key] = _string(table[key], sub, MAX_LONG)
+        env[key] = checked_string(table[key], sub, MAX_LONG)
     return env
 
 
 def _quote_hint(key: str, value: object) -> str:
-    if isinstance(value, (bool, int, float)) and not _is_huge(value) and _BARE_KEY.fullmatch(key):
-        return f'must be a string (quote it: {key} = "{_show(value)}")'
+    if isinstance(value, (bool, int, float)) and not is_huge_int(value) and BARE_KEY.fullmatch(key):
+        return f'must be a string (quote it: {key} = "{shown(value)}")'
     return "must be a string"
 
 
@@ -77,58 +78,58 @@ _PROTOCOLS = ("tcp", "udp")
 _PORT_FORMAT = "expected [ip:]host:container[/tcp|udp], IPv6 as [::1]:8080:80"
 
 
-def _ports(value, path, ctx=None) -> list[dict]:
+def parse_ports(value, path, ctx=None) -> list[dict]:
     if not isinstance(value, list):
         raise SpecError(path, "must be a list of strings")
     return [_port(item, f"{path}[{i}]") for i, item in enumerate(value)]
 
 
 def _port(value: object, path: str) -> dict:
-    text = _string(value, path)
+    text = checked_string(value, path)
     spec, slash, protocol = text.partition("/")
     protocol = protocol if slash else "tcp"
     if protocol not in _PROTOCOLS:
-        raise SpecError(path, f"invalid protocol {_show(protocol)} (use tcp or udp)")
+        raise SpecError(path, f"invalid protocol {shown(protocol)} (use tcp or udp)")
     host_ip, host, container = _split_port(spec, path, text)
     return {"host_ip": host_ip, "host_port": _port_number(host, path, text),
             "container_port": _port_number(container, path, text), "protocol": protocol}
 
 
 def _split_port(spec: str, path: str, text: str) -> tuple[str, str, str]:
-    malformed = SpecError(path, f"malformed port {_show(text)} ({_PORT_FORMAT})")
+    malformed = SpecError(path, f"malformed port {shown(text)} ({_PORT_FORMAT})")
     if spec.startswith("["):
         end = spec.find("]")
         parts = spec[end + 2:].split(":") if end > 0 and spec[end + 1:end + 2] == ":" else []
         if len(parts) != 2:
             raise malformed
-        return _host_ip(spec[1:end], True, path), parts[0], parts[1]
+        return canonical_ip(spec[1:end], True, path), parts[0], parts[1]
     parts = spec.split(":")
     if len(parts) == 2:
         return "", parts[0], parts[1]
     if len(parts) == 3:
-        return _host_ip(parts[0], False, path), parts[1], parts[2]
+        return canonical_ip(parts[0], False, path), parts[1], parts[2]
     raise malformed
 
 
-def _host_ip(text: str, bracketed: bool, path: str) -> str:
+def canonical_ip(text: str, bracketed: bool, path: str) -> str:
     try:
         ip = ipaddress.ip_address(text)
     except ValueError:
-        raise SpecError(path, f"invalid IP address {_show(text)}") from None
+        raise SpecError(path, f"invalid IP address {shown(text)}") from None
     if bracketed and ip.version == 4:
-        raise SpecError(path, f"brackets are only for IPv6 addresses (got {_show(text)})")
+        raise SpecError(path, f"brackets are only for IPv6 addresses (got {shown(text)})")
     return str(ip)  # canonical spelling, so equal addresses compare equal
 
 
 def _port_number(digits: str, path: str, text: str) -> int:
     if not (digits.isascii() and digits.isdigit()):
-        raise SpecError(path, f"malformed port {_show(text)} ({_PORT_FORMAT})")
+        raise SpecError(path, f"malformed port {shown(text)} ({_PORT_FORMAT})")
     if len(digits) > 5 or not 1 <= int(digits) <= 65535:  # length first: int() of huge text is slow
-        raise SpecError(path, f"port {_clip(digits)} is out of range (1..65535)")
+        raise SpecError(path, f"port {clip(digits)} is out of range (1..65535)")
     return int(digits)
 
 
-def _mounts(value, path, ctx) -> list[dict]:
+def parse_mounts(value, path, ctx) -> list[dict]:
     if not isinstance(value, list):
         raise SpecError(path, "must be a list of strings")
     mounts, targets = [], {}
@@ -143,21 +144,21 @@ def _mounts(value, path, ctx) -> list[dict]:
 
 
 def _mount(value: object, path: str, ctx) -> dict:
-    text = _string(value, path)
+    text = checked_string(value, path)
     parts = text.split(":")
     if len(parts) not in (2, 3) or not parts[0] or not parts[1]:
-        raise SpecError(path, f"malformed volume {_show(text)} (expected source:target[:ro|rw])")
+        raise SpecError(path, f"malformed volume {shown(text)} (expected source:target[:ro|rw])")
     source, target = parts[0], parts[1]
     mode = parts[2] if len(parts) == 3 else "rw"
     if mode not in ("ro", "rw"):
-        raise SpecError(path, f"invalid mode {_show(mode)} (use ro or rw)")
+        raise SpecError(path, f"invalid mode {shown(mode)} (use ro or rw)")
     if not target.startswith("/"):
-        raise SpecError(path, f"target {_show(target)} must be an absolute path")
-    if _normpath(target) == "/":
+        raise SpecError(path, f"target {shown(target)} must be an absolute path")
+    if normal_path(target) == "/":
         raise SpecError(path, "cannot mount over the container's root /")
     kind = _mount_kind(source, path, ctx)
-    return {"type": kind, "source": _normpath(source) if kind == "bind" else source,
-            "target": _normpath(target), "read_only": mode == "ro"}
+    return {"type": kind, "source": normal_path(source) if kind == "bind" else source,
+            "target": normal_path(target), "read_only": mode == "ro"}
 
 
 def _mount_kind(source: str, path: str, ctx) -> str:
@@ -166,27 +167,27 @@ def _mount_kind(source: str, path: str, ctx) -> str:
     if source.startswith("/"):
         return "bind"
     if "/" in source or source.startswith((".", "~")):
-        raise SpecError(path, f"bind source {_show(source)} must be an absolute path")
-    raise SpecError(path, f"named volume {_show(source)} is not declared in [volumes]")
+        raise SpecError(path, f"bind source {shown(source)} must be an absolute path")
+    raise SpecError(path, f"named volume {shown(source)} is not declared in [volumes]")
 
 
-def _normpath(path: str) -> str:
+def normal_path(path: str) -> str:
     normal = posixpath.normpath(path)
     return "/" + normal.lstrip("/")  # POSIX normpath keeps a leading "//"; Docker does not care
 
 
-def _depends_on(value, path, ctx) -> list[str]:
+def parse_depends_on(value, path, ctx) -> list[str]:
     return _references(value, path, ctx.services, "unknown service {}", "duplicate dependency {}")
 
 
 def _references(value, path: str, known, unknown: str, duplicate: str) -> list[str]:
     """A list of names that must each be declared elsewhere in the spec, once; sorted."""
-    names = _string_list(value, path, MAX_SHORT)
+    names = checked_string_list(value, path, MAX_SHORT)
     for i, name in enumerate(names):
         if name not in known:
-            raise SpecError(f"{path}[{i}]", unknown.format(_show(name)))
+            raise SpecError(f"{path}[{i}]", unknown.format(shown(name)))
         if name in names[:i]:
-            raise SpecError(f"{path}[{i}]", duplicate.format(_show(name)))
+            raise SpecError(f"{path}[{i}]", duplicate.format(shown(name)))
     return sorted(names)
 
 
@@ -194,26 +195,26 @@ _RESTART_FIXED = ("no", "always", "unless-stopped", "on-failure")
 _RESTART_COUNT = re.compile(r"on-failure:([0-9]+)")
 
 
-def _restart(value, path, ctx=None) -> str:
-    text = _string(value, path)
+def parse_restart(value, path, ctx=None) -> str:
+    text = checked_string(value, path)
     if text in _RESTART_FIXED:
         return text
     match = _RESTART_COUNT.fullmatch(text)
     if match is None:
-        raise SpecError(path, f"invalid restart policy {_show(text)} "
+        raise SpecError(path, f"invalid restart policy {shown(text)} "
                               '(use "no", "always", "unless-stopped", "on-failure" or "on-failure:N")')
     digits = match[1]
     if len(digits) > 4 or not 1 <= int(digits) <= 1000:
-        raise SpecError(path, f"retry count {_clip(digits)} is out of range (1..1000)")
+        raise SpecError(path, f"retry count {clip(digits)} is out of range (1..1000)")
     return f"on-failure:{int(digits)}"  # "on-failure:05" and "on-failure:5" are one policy
 
 
 def _health_test(value, path, ctx=None) -> list[str]:
     if isinstance(value, str):
-        return ["CMD-SHELL", _string(value, path, MAX_LONG, empty_ok=False)]
+        return ["CMD-SHELL", checked_string(value, path, MAX_LONG, empty_ok=False)]
     if not isinstance(value, list):
         raise SpecError(path, "must be a string or a list of strings")
-    test = _string_list(value, path)
+    test = checked_string_list(value, path)
     kind, count = (test[0] if test else None), len(test)
     if (kind, count) == ("NONE", 1) or (kind == "CMD" and count >= 2) or (kind, count) == ("CMD-SHELL", 2):
         return test
@@ -226,63 +227,63 @@ def _health_test(value, path, ctx=None) -> list[str]:
 
 _HEALTH_FIELDS = {
     "test": ("test", _health_test, REQUIRED),
-    "interval": ("interval_ms", _duration_at_least(1), "2s"),
-    "timeout": ("timeout_ms", _duration_at_least(1), "5s"),
-    "retries": ("retries", _int_in(1, 1000), 3),
-    "start_period": ("start_period_ms", _duration_at_least(0), "0s"),
+    "interval": ("interval_ms", duration_at_least(1), "2s"),
+    "timeout": ("timeout_ms", duration_at_least(1), "5s"),
+    "retries": ("retries", int_in(1, 1000), 3),
+    "start_period": ("start_period_ms", duration_at_least(0), "0s"),
 }
 
 
-def _secrets(value, path, ctx) -> list[str]:
+def parse_secrets(value, path, ctx) -> list[str]:
     return _references(value, path, ctx.secrets, "secret {} is not declared in [secrets]", "duplicate secret {}")
 
 
 SECRETS_DIR = "/run/secrets"   # where a service's secrets appear inside its containers
 
 
-def _check_secret_mounts(service: dict, path: str) -> None:
+def check_secret_mounts(service: dict, path: str) -> None:
     """A volume mounted at (or inside) /run/secrets/NAME would hide or fight the secret NAME."""
     for i, mount in enumerate(service["volumes"]):
         for name in service["secrets"]:
             spot = f"{SECRETS_DIR}/{name}"
             if mount["target"] == spot or mount["target"].startswith(spot + "/"):
                 raise SpecError(f"{path}.volumes[{i}]", f"target {mount['target']} collides with "
-                                                        f"secret {_show(name)} (mounted at {spot})")
+                                                        f"secret {shown(name)} (mounted at {spot})")
 
 
-def _healthcheck(value, path, ctx) -> dict:
-    return _parse_table(_table(value, path), _HEALTH_FIELDS, path, ctx)
+def parse_healthcheck(value, path, ctx) -> dict:
+    return parse_table(checked_table(value, path), _HEALTH_FIELDS, path, ctx)
 
 
 RESERVED_LABEL_PREFIX = "gen."   # gen finds its own containers by these labels
 
 
-def _labels(value, path, ctx=None) -> dict[str, str]:
-    table = _table(value, path)
+def parse_labels(value, path, ctx=None) -> dict[str, str]:
+    table = checked_table(value, path)
     labels = {}
     for key in sorted(table):
-        sub = _sub(path, key)
-        _string(key, sub, MAX_SHORT, empty_ok=False)
+        sub = key_path(path, key)
+        checked_string(key, sub, MAX_SHORT, empty_ok=False)
         if key.startswith(RESERVED_LABEL_PREFIX):
             raise SpecError(sub, f"label keys starting with {RESERVED_LABEL_PREFIX!r} are reserved for gen's own labels")
         if not isinstance(table[key], str):
             raise SpecError(sub, _quote_hint(key, table[key]))
-        labels[key] = _string(table[key], sub, MAX_LONG)
+        labels[key] = checked_string(table[key], sub, MAX_LONG)
     return labels
 
 
 _USER_RE = re.compile(r"[^\s:]+(?::[^\s:]+)?")
 
 
-def _user(value, path, ctx=None) -> str:
-    user = _string(value, path, empty_ok=False)
+def parse_user(value, path, ctx=None) -> str:
+    user = checked_string(value, path, empty_ok=False)
     if not _USER_RE.fullmatch(user):
-        raise SpecError(path, f"invalid user {_show(user)} (expected user[:group], as names or numeric ids)")
+        raise SpecError(path, f"invalid user {shown(user)} (expected user[:group], as names or numeric ids)")
     return user
 
 
-def _working_dir(value, path, ctx=None) -> str:
-    directory = _string(value, path, empty_ok=False)
+def parse_working_dir(value, path, ctx=None) -> str:
+    directory = checked_string(value, path, empty_ok=False)
     if not directory.startswith("/"):
-        raise SpecError(path, f"{_show(directory)} must be an absolute path")
-    return _normpath(directory)
+        raise SpecError(path, f"{shown(directory)} must be an absolute path")
+    return normal_path(directory)

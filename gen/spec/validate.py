@@ -1,13 +1,14 @@
 """Field-agnostic validation for specs: the shape checks (tables, keys, names, strings, integers,
-choices, durations) that field parsers are built from, the table-driven _parse_table, and the
-helpers that render key paths and user values in error messages. Every check raises SpecError
-naming the key path. The service-field parsers built on these live in gen.fields."""
+choices, durations) that field parsers are built from, and the table-driven parse_table. Every
+check raises SpecError naming the key path (rendered by gen.spec.messages). The service-field
+parsers built on these live in gen.spec.fields."""
 from __future__ import annotations
 
 import re
 
 from gen.errors import SpecError
 from gen.model.naming import NAME_RE
+from gen.spec.messages import key_path, shown
 
 NAME_RULE = "invalid name (use [a-z0-9][a-z0-9_.-]*, at most 63 characters)"
 REQUIRED = object()         # marks a field without a default
@@ -31,46 +32,46 @@ def parse_duration(text: object, key: str) -> int:
     if text == "0":
         return 0
     if len(text) > 64 or not _DURATION_RE.fullmatch(text):
-        raise SpecError(key, f'invalid duration {_show(text)} (use e.g. "200ms", "5s", "1m30s")')
+        raise SpecError(key, f'invalid duration {shown(text)} (use e.g. "200ms", "5s", "1m30s")')
     total, last_rank = 0, -1
     for whole, fraction, unit in _DURATION_PART.findall(text):
         rank = list(_UNIT_MS).index(unit)
         if rank <= last_rank:  # "30s1m" or "1s1s": almost certainly a typo
-            raise SpecError(key, f"invalid duration {_show(text)} (units must go from largest to smallest)")
+            raise SpecError(key, f"invalid duration {shown(text)} (units must go from largest to smallest)")
         last_rank = rank
         scaled = int(whole + fraction) * _UNIT_MS[unit]
         if scaled % 10 ** len(fraction):
-            raise SpecError(key, f"{_show(text)} is not a whole number of milliseconds")
+            raise SpecError(key, f"{shown(text)} is not a whole number of milliseconds")
         total += scaled // 10 ** len(fraction)
     if total > MAX_DURATION_MS:
-        raise SpecError(key, f"{_show(text)} is too large (at most 24h)")
+        raise SpecError(key, f"{shown(text)} is too large (at most 24h)")
     return total
 
 
 # ---------------------------------------------------------------- generic checks
 
-def _table(value: object, path: str) -> dict:
+def checked_table(value: object, path: str) -> dict:
     if not isinstance(value, dict):
         raise SpecError(path, "must be a table")
     return value
 
 
-def _check_keys(table: dict, allowed, path: str) -> None:
+def check_keys(table: dict, allowed, path: str) -> None:
     for key in sorted(table):
         if key not in allowed:
             reason = (f"unknown key (expected one of: {', '.join(sorted(allowed))})" if allowed
                       else "unknown key (no keys are allowed here yet)")
-            raise SpecError(_sub(path, key), reason)
+            raise SpecError(key_path(path, key), reason)
 
 
-def _checked_names(table: dict, path: str) -> list[str]:
+def checked_names(table: dict, path: str) -> list[str]:
     for key in sorted(table):
         if not NAME_RE.match(key):
-            raise SpecError(_sub(path, key), NAME_RULE)
+            raise SpecError(key_path(path, key), NAME_RULE)
     return sorted(table)
 
 
-def _string(value: object, path: str, max_len: int = MAX_SHORT, empty_ok: bool = True) -> str:
+def checked_string(value: object, path: str, max_len: int = MAX_SHORT, empty_ok: bool = True) -> str:
     if not isinstance(value, str):
         raise SpecError(path, "must be a string")
     if "\x00" in value:  # Docker (and C strings below it) would truncate silently
@@ -82,31 +83,31 @@ def _string(value: object, path: str, max_len: int = MAX_SHORT, empty_ok: bool =
     return value
 
 
-def _string_list(value: object, path: str, max_len: int = MAX_LONG) -> list[str]:
+def checked_string_list(value: object, path: str, max_len: int = MAX_LONG) -> list[str]:
     if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
         raise SpecError(path, "must be a list of strings")
-    return [_string(item, f"{path}[{i}]", max_len) for i, item in enumerate(value)]
+    return [checked_string(item, f"{path}[{i}]", max_len) for i, item in enumerate(value)]
 
 
-def _int_in(low: int, high: int):
+def int_in(low: int, high: int):
     def parse(value, path, ctx=None):
         if type(value) is not int:  # rejects bool (an int subclass) and float
             raise SpecError(path, "must be an integer")
         if not low <= value <= high:
-            raise SpecError(path, f"{_show(value)} is out of range ({low}..{high})")
+            raise SpecError(path, f"{shown(value)} is out of range ({low}..{high})")
         return value
     return parse
 
 
-def _one_of(*choices: str):
+def one_of(*choices: str):
     def parse(value, path, ctx=None):
-        if _string(value, path) not in choices:
-            raise SpecError(path, f"must be one of: {', '.join(choices)} (got {_show(value)})")
+        if checked_string(value, path) not in choices:
+            raise SpecError(path, f"must be one of: {', '.join(choices)} (got {shown(value)})")
         return value
     return parse
 
 
-def _duration_at_least(minimum_ms: int):
+def duration_at_least(minimum_ms: int):
     def parse(value, path, ctx=None):
         ms = parse_duration(value, path)
         if ms < minimum_ms:
@@ -115,12 +116,12 @@ def _duration_at_least(minimum_ms: int):
     return parse
 
 
-def _parse_table(table: dict, fields: dict, path: str, ctx) -> dict:
+def parse_table(table: dict, fields: dict, path: str, ctx) -> dict:
     """Table-driven: fields maps key -> (normalised key, parser, default as written in TOML)."""
-    _check_keys(table, fields, path)
+    check_keys(table, fields, path)
     out = {}
     for key, (out_key, parse, default) in fields.items():
-        sub = _sub(path, key)
+        sub = key_path(path, key)
         if key in table:
             out[out_key] = parse(table[key], sub, ctx)
         elif default is REQUIRED:
@@ -128,36 +129,3 @@ def _parse_table(table: dict, fields: dict, path: str, ctx) -> dict:
         else:  # defaults go through the parser too, so they are normalised the same way
             out[out_key] = None if default is None else parse(default, sub, ctx)
     return out
-
-
-# ---------------------------------------------------------------- message helpers
-
-_BARE_KEY = re.compile(r"[A-Za-z0-9_.-]{1,64}")  # valid names and env keys print as-is
-
-
-def _sub(path: str, key: str) -> str:
-    shown = key if _BARE_KEY.fullmatch(key) else repr(_clip(key))  # repr keeps it one line
-    return f"{path}.{shown}" if path else shown
-
-
-def _clip(text: str, limit: int = 60) -> str:
-    return text if len(text) <= limit else text[:limit] + "..."
-
-
-def _is_huge(value: object) -> bool:
-    return type(value) is int and value.bit_length() > 64
-
-
-def _show(value: object) -> str:
-    """A short, single-line rendering of a user value for messages."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if _is_huge(value):
-        return "a very large number"  # str() of a huge int is slow or refused outright
-    if isinstance(value, str):
-        return repr(_clip(value))
-    return str(value)
-
-
-def _one_line(text: str) -> str:
-    return " ".join(text.split())

@@ -2,9 +2,9 @@
 
 Every image of a kept generation carries the gen-owned tag `gen-pin/<profile>:<64 hex of the image
 ID>` (one tag per profile and image; tagging again is a no-op). A switch pins its images at commit
-time (`pin_images`, from gen.api); gc pins again for all kept generations (records made before
+time (`pin_images`, from gen.deploy.transaction); gc pins again for all kept generations (records made before
 pinning existed, tags removed by hand) and releases pins no kept generation of that profile uses
-(`sync_pins`, from gen.gc). gc only ever removes tags of exactly that form, whose hex is the ID of
+(`sync_pins`, from gen.state.gc). gc only ever removes tags of exactly that form, whose hex is the ID of
 the image they name: tags gen made (`is_gen_pin`). It never removes an image; but Docker has no
 untag-only call, so when gen's pin was an unused image's last tag, the engine drops the image with
 it (what the next `docker image prune` would do), and the report says so. Pins protect against
@@ -13,16 +13,15 @@ it (what the next `docker image prune` would do), and the report says so. Pins p
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import Callable
 
+from gen.engine.base import Engine
 from gen.errors import EngineError
+from gen.model.compile import Compiled
 from gen.state.profile import list_profiles
+from gen.state.retention import GcReport
 from store import digest
-
-if TYPE_CHECKING:
-    from gen.api import Gen
-    from gen.model.compile import Compiled
-    from gen.state.gc import GcReport
 
 PIN_REPO_PREFIX = "gen-pin/"
 _REPO_COMPONENT = re.compile(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*")   # Docker's path-component rule
@@ -52,7 +51,7 @@ def is_gen_pin(ref: str, image_id: str) -> bool:
 
 
 # -- pinning at switch time -----------------------------------------------------------------------
-def pin_images(engine, profile: str, compiled: "Compiled") -> list[str]:
+def pin_images(engine: Engine, profile: str, compiled: Compiled) -> list[str]:
     """Pin every image of a generation (called at commit time, under the profile's lock)."""
     refs = []
     for image_id in sorted({obj["image_id"] for _, obj in compiled.services.values()}):
@@ -64,26 +63,26 @@ def pin_images(engine, profile: str, compiled: "Compiled") -> list[str]:
 
 
 # -- the gc step ----------------------------------------------------------------------------------
-def sync_pins(g: "Gen", targets: list[str], images: dict[str, dict], all_profiles: bool,
-              report: "GcReport") -> None:
+def sync_pins(connect: Callable[[], Engine], state_dir: Path, targets: list[str], images: dict[str, dict],
+              all_profiles: bool, report: GcReport) -> None:
     """Pin the images of kept generations of the target profiles; release their pins nothing uses.
     With --all-profiles, also release gen's pins of profiles that no longer exist.
-    `images` is, per profile, image ID -> the kept generations using it (gen.gc `_reachable`)."""
+    `images` is, per profile, image ID -> the kept generations using it (see gen.state.gc)."""
     wanted = _wanted(targets, images, report)
     if not wanted and not all_profiles:
         return
     try:
-        engine = g.engine
+        engine = connect()
         existing = engine.pinned_images(PIN_REPO_PREFIX)
     except EngineError as e:
         report.warnings.append(f"image pins were not checked: {e}")
         return
     _add(engine, wanted, existing, targets, report)
-    _release(engine, wanted, existing, all_profiles, g.state_dir, report)
+    _release(engine, wanted, existing, all_profiles, state_dir, report)
 
 
 def _wanted(targets: list[str], images: dict[str, dict],
-            report: "GcReport") -> dict[str, dict[str, tuple[str, list[int]]]]:
+            report: GcReport) -> dict[str, dict[str, tuple[str, list[int]]]]:
     """repo -> tag -> (image id, generations) for every image the target profiles keep."""
     wanted: dict[str, dict[str, tuple[str, list[int]]]] = {}
     for name in targets:
@@ -97,7 +96,7 @@ def _wanted(targets: list[str], images: dict[str, dict],
     return wanted
 
 
-def _add(engine, wanted: dict, existing: list[tuple[str, str]], targets: list[str], report: "GcReport") -> None:
+def _add(engine, wanted: dict, existing: list[tuple[str, str]], targets: list[str], report: GcReport) -> None:
     for repo, tags in sorted(wanted.items()):
         for tag, (image_id, gens) in sorted(tags.items()):
             ref = f"{repo}:{tag}"
@@ -116,7 +115,7 @@ def _add(engine, wanted: dict, existing: list[tuple[str, str]], targets: list[st
 
 
 def _release(engine, wanted: dict, existing: list[tuple[str, str]], all_profiles: bool, state_dir,
-             report: "GcReport") -> None:
+             report: GcReport) -> None:
     for ref, image_id in existing:
         if _stays(ref, wanted, all_profiles, state_dir):
             continue

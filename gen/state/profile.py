@@ -12,14 +12,15 @@ from __future__ import annotations
 import json
 import os
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from gen.errors import ProfileError
+from gen.errors import LockBusy, ProfileError
 from gen.model.naming import NAME_RE
-from store.fsutil import FileLock, atomic_symlink, atomic_write, read_link
-from store.fsutil import ensure_dir
+from store.errors import LockTimeout
+from store.fsutil import FileLock, atomic_symlink, atomic_write, ensure_dir, read_link
 
 
 def default_state_dir() -> Path:
@@ -123,6 +124,24 @@ class Profile:
         ensure_dir(self.path)
         return FileLock(self.path / "lock")
 
+    def acquire(self, timeout_s: float) -> FileLock:
+        """The profile's lock, held; LockBusy naming the holder after timeout_s."""
+        lock = self.lock()
+        started = time.monotonic()
+        try:
+            lock.acquire(timeout_s)
+        except LockTimeout as e:
+            raise LockBusy(self.name, e.holder_pid, round(time.monotonic() - started, 1)) from None
+        return lock
+
+    @contextmanager
+    def locked(self, timeout_s: float):
+        lock = self.acquire(timeout_s)
+        try:
+            yield
+        finally:
+            lock.release()
+
     def begin(self, kind: str, from_gen: int | None, to_manifest: str, to_gen: int | None) -> None:
         record = {"pid": os.getpid(), "kind": kind, "from": from_gen, "to": to_manifest,
                   "to_generation": to_gen, "started": time.time()}
@@ -178,14 +197,6 @@ def find_profile(state_dir: Path, name: str | None) -> Profile:
         return Profile(state_dir, names[0])
     raise ProfileError("profile", "none exists yet" if not names else
                        f"several exist ({', '.join(names)}); choose one with -p NAME")
-
-
-def history(state_dir: Path, name: str | None) -> tuple[Profile, list[Generation], int | None]:
-    """A profile's generations and its current number (what `gen list` shows)."""
-    prof = find_profile(state_dir, name)
-    if not prof.exists():
-        raise ProfileError(f"profile {prof.name}", "has no generations")
-    return prof, prof.generations(), prof.current_number()
 
 
 def list_profiles(state_dir: Path) -> list[str]:

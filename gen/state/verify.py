@@ -11,15 +11,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from pathlib import Path
 
 from gen.errors import GenError
 from gen.state.profile import Profile, list_profiles
 from store import Store
 from store.errors import CorruptObject, MissingObject, StoreError
-
-if TYPE_CHECKING:
-    from gen.api import Gen
 
 
 @dataclass
@@ -48,33 +45,13 @@ class VerifyResult:
             "profiles": [{"profile": p, "generations": n} for p, n in sorted(self.profiles.items())],
         }
 
-    def render(self) -> list[tuple[str, str]]:
-        out = []
-        for h, needed in sorted(self.corrupt.items()):
-            out.append(("removed", f"corrupt  {h}" + (f"  needed by {_who(needed)}" if needed else "  (unreferenced)")))
-        for h, info in sorted(self.missing.items()):
-            what = info["kind"] + (f" {info['service']}" if info.get("service") else "")
-            out.append(("removed", f"missing  {h}  {what}, needed by {_who(info['needed_by'])}"))
-        for p in self.problems:
-            out.append(("removed", f"problem  {p}"))
-        for path in self.stray:
-            out.append(("dim", f"stray    {path} (not an object; safe to delete)"))
-        for name, n in sorted(self.profiles.items()):
-            out.append(("", f"profile {name}: {n} generation(s) checked"))
-        out.append(("header" if self.ok else "removed",
-                    f"objects: {self.objects_ok} ok, {len(self.corrupt)} corrupt, {len(self.missing)} missing"
-                    + (f", {len(self.stray)} stray" if self.stray else "")
-                    + ("; the store is intact" if self.ok else "; PROBLEMS FOUND")))
-        return out
 
-
-def verify(g: "Gen") -> VerifyResult:
-    store = g.store
+def verify(state_dir: Path, store: Store) -> VerifyResult:
     report = store.verify()
     result = VerifyResult(objects_ok=report.ok, size_bytes=report.size_bytes,
                           corrupt={h: [] for h in report.corrupt}, stray=[str(p) for p in report.stray])
-    for name in list_profiles(g.state_dir):
-        prof = Profile(g.state_dir, name)
+    for name in list_profiles(state_dir):
+        prof = Profile(state_dir, name)
         numbers = prof.numbers()
         result.profiles[name] = len(numbers)
         for n in numbers:
@@ -125,14 +102,6 @@ def _need(store: Store, h: str, kind: str, service: str | None, who: dict, resul
     except StoreError as e:
         result.problems.append(f"object {h}: {e.reason}")
     return None
-
-
-def _who(needed: list[dict]) -> str:
-    by_profile: dict[str, list[int]] = {}
-    for w in needed:
-        by_profile.setdefault(w["profile"], []).append(w["generation"])
-    return "; ".join(f"profile {p} generation{'s' if len(ns) > 1 else ''} {', '.join(map(str, ns))}"
-                     for p, ns in sorted(by_profile.items()))
 
 
 def _reason(e: Exception) -> str:

@@ -2,8 +2,8 @@
 
 The output goes through gen.spec.build_spec like any gen.toml, so this module only reshapes
 and refuses: the key tables below say which Compose keys gen honours and why it refuses the
-rest. _Converter walks the document, its top-level volumes and secrets, and each service;
-the per-field converters are in gen.compose_fields. What needs the Compose file's place or
+rest. convert_document walks the document, its top-level volumes and secrets, and each service;
+the per-field converters are in gen.spec.compose.fields. What needs the Compose file's place or
 the environment (host paths, env files, `KEY` without a value) stays here, in the converter.
 """
 from __future__ import annotations
@@ -12,13 +12,14 @@ import os
 import posixpath
 from collections.abc import Mapping
 
-from gen.spec.compose.env import parse_env_file
-from gen.spec.compose.fields import _argv, _depends_on, _healthcheck, _labels, _mount, _port, _secret_ref
-from gen.spec.compose.shape import _Origins, _check_keys, _list, _mapping, _scalar_text
 from gen.errors import SpecError
-from gen.spec.fields import _env, _normpath
+from gen.spec.compose.env import parse_env_file
+from gen.spec.compose.fields import (convert_argv, convert_depends_on, convert_healthcheck, convert_labels,
+                                     convert_mount, convert_port, convert_secret_ref)
+from gen.spec.compose.shape import Origins, check_compose_keys, checked_list, checked_mapping, scalar_text
 from gen.spec.document import read_text
-from gen.spec.validate import _show, _sub
+from gen.spec.fields import normal_path, parse_env
+from gen.spec.messages import key_path, shown
 
 RESTART_DEFAULT = "no"  # Compose's default; gen.toml's differs (applied before validation)
 
@@ -55,6 +56,12 @@ _SERVICE_UNSUPPORTED = {
 }
 
 
+def convert_document(document, base_dir: str, environ: Mapping[str, str], source: str) -> tuple[dict, Origins]:
+    """A prepared Compose document -> (TOML-shaped document, origins of its keys, for build_spec).
+    Relative host paths start from base_dir; `KEY` without a value and `~` come from environ."""
+    return _Converter(base_dir, environ, source).document(document)
+
+
 class _Converter:
     """One Compose document -> (TOML-shaped document, origins of its keys). Holds what the per-field
     converters cannot know: the directory relative host paths start from, and the environment."""
@@ -63,34 +70,34 @@ class _Converter:
         self.base_dir = base_dir
         self.environ = environ
         self.source = source
-        self.origins = _Origins()
+        self.origins = Origins()
 
-    def document(self, doc) -> tuple[dict, _Origins]:
-        doc = _mapping(doc, self.source, "the document must be a mapping")
-        _check_keys(doc, "", _TOP_KEYS, _TOP_UNSUPPORTED)
+    def document(self, doc) -> tuple[dict, Origins]:
+        doc = checked_mapping(doc, self.source, "the document must be a mapping")
+        check_compose_keys(doc, "", _TOP_KEYS, _TOP_UNSUPPORTED)
         out: dict = {}
         if "name" in doc:
             out["name"] = doc["name"]
-        services = _mapping(doc.get("services", {}), "services", keep_null=True)
-        out["services"] = {name: self.service(value, _sub("services", name))
+        services = checked_mapping(doc.get("services", {}), "services", keep_null=True)
+        out["services"] = {name: self.service(value, key_path("services", name))
                            for name, value in services.items()}
-        volumes = _mapping(doc.get("volumes", {}), "volumes", keep_null=True)
-        out["volumes"] = {name: self.volume(value, _sub("volumes", name)) for name, value in volumes.items()}
-        secrets = _mapping(doc.get("secrets", {}), "secrets", keep_null=True)
-        out["secrets"] = {name: self.secret(value, _sub("secrets", name)) for name, value in secrets.items()}
+        volumes = checked_mapping(doc.get("volumes", {}), "volumes", keep_null=True)
+        out["volumes"] = {name: self.volume(value, key_path("volumes", name)) for name, value in volumes.items()}
+        secrets = checked_mapping(doc.get("secrets", {}), "secrets", keep_null=True)
+        out["secrets"] = {name: self.secret(value, key_path("secrets", name)) for name, value in secrets.items()}
         return out, self.origins
 
     # -- top-level definitions ------------------------------------------------------------------
     def volume(self, value, path: str) -> dict:
-        volume = _mapping({} if value is None else value, path, "must be a mapping (or empty)")
-        _check_keys(volume, path, (), dict.fromkeys(
+        volume = checked_mapping({} if value is None else value, path, "must be a mapping (or empty)")
+        check_compose_keys(volume, path, (), dict.fromkeys(
             ("driver", "driver_opts", "labels", "name", "external"),
             "not supported: gen creates plain local named volumes (leave the volume's definition empty)"))
         return {}
 
     def secret(self, value, path: str) -> dict:
-        secret = _mapping(value, path, "must be a mapping with file:")
-        _check_keys(secret, path, ("file",), dict.fromkeys(
+        secret = checked_mapping(value, path, "must be a mapping with file:")
+        check_compose_keys(secret, path, ("file",), dict.fromkeys(
             ("environment", "external", "name", "content", "driver", "driver_opts", "template_driver", "labels"),
             "not supported: gen reads secrets from files (use file:)"))
         if isinstance(secret.get("file"), str) and secret["file"]:
@@ -99,8 +106,8 @@ class _Converter:
 
     # -- services -------------------------------------------------------------------------------
     def service(self, value, path: str) -> dict:
-        svc = _mapping(value, path)
-        _check_keys(svc, path, _SERVICE_KEYS, _SERVICE_UNSUPPORTED)
+        svc = checked_mapping(value, path)
+        check_compose_keys(svc, path, _SERVICE_KEYS, _SERVICE_UNSUPPORTED)
         out: dict = {"restart": RESTART_DEFAULT}
         for key in ("image", "restart", "user", "working_dir"):
             if key in svc:
@@ -109,22 +116,22 @@ class _Converter:
             out["user"] = str(out["user"])  # user: 1000
         for key in ("command", "entrypoint"):
             if key in svc:
-                out[key] = _argv(svc[key], f"{path}.{key}", self.origins)
+                out[key] = convert_argv(svc[key], f"{path}.{key}", self.origins)
         if "environment" in svc or "env_file" in svc:
             out["env"] = self.env(svc, path)
         if "ports" in svc:
-            out["ports"] = [_port(item, f"{path}.ports[{i}]")
-                            for i, item in enumerate(_list(svc["ports"], f"{path}.ports"))]
+            out["ports"] = [convert_port(item, f"{path}.ports[{i}]")
+                            for i, item in enumerate(checked_list(svc["ports"], f"{path}.ports"))]
         if "volumes" in svc:
-            out["volumes"] = [_mount(item, f"{path}.volumes[{i}]", self.host_path)
-                              for i, item in enumerate(_list(svc["volumes"], f"{path}.volumes"))]
+            out["volumes"] = [convert_mount(item, f"{path}.volumes[{i}]", self.host_path)
+                              for i, item in enumerate(checked_list(svc["volumes"], f"{path}.volumes"))]
         if "depends_on" in svc:
-            out["depends_on"] = _depends_on(svc["depends_on"], f"{path}.depends_on", self.origins)
+            out["depends_on"] = convert_depends_on(svc["depends_on"], f"{path}.depends_on", self.origins)
         if "healthcheck" in svc:
-            out["healthcheck"] = _healthcheck(svc["healthcheck"], f"{path}.healthcheck", self.origins)
+            out["healthcheck"] = convert_healthcheck(svc["healthcheck"], f"{path}.healthcheck", self.origins)
         if "deploy" in svc:
-            deploy = _mapping(svc["deploy"], f"{path}.deploy")
-            _check_keys(deploy, f"{path}.deploy", ("replicas",), dict.fromkeys(
+            deploy = checked_mapping(svc["deploy"], f"{path}.deploy")
+            check_compose_keys(deploy, f"{path}.deploy", ("replicas",), dict.fromkeys(
                 ("mode", "endpoint_mode", "labels", "placement", "resources", "restart_policy", "rollback_config",
                  "update_config")))
             if "replicas" in deploy:
@@ -134,10 +141,10 @@ class _Converter:
             out["stop_grace"] = svc["stop_grace_period"]
             self.origins.add(f"{path}.stop_grace", f"{path}.stop_grace_period")
         if "labels" in svc:
-            out["labels"] = _labels(svc["labels"], f"{path}.labels", self.origins)
+            out["labels"] = convert_labels(svc["labels"], f"{path}.labels", self.origins)
         if "secrets" in svc:
-            out["secrets"] = [_secret_ref(item, f"{path}.secrets[{i}]")
-                              for i, item in enumerate(_list(svc["secrets"], f"{path}.secrets"))]
+            out["secrets"] = [convert_secret_ref(item, f"{path}.secrets[{i}]")
+                              for i, item in enumerate(checked_list(svc["secrets"], f"{path}.secrets"))]
         return out
 
     # -- environment ----------------------------------------------------------------------------
@@ -147,23 +154,23 @@ class _Converter:
         if isinstance(files, (str, dict)):
             files = [(files, f"{path}.env_file")]
         else:
-            files = [(item, f"{path}.env_file[{i}]") for i, item in enumerate(_list(files, f"{path}.env_file"))]
+            files = [(item, f"{path}.env_file[{i}]") for i, item in enumerate(checked_list(files, f"{path}.env_file"))]
         for item, sub in files:
             for key, value in self.env_file(item, sub).items():
                 env[key] = value
-                self.origins.add(_sub(f"{path}.env", key), sub)
+                self.origins.add(key_path(f"{path}.env", key), sub)
         environment = svc.get("environment", {})
         if isinstance(environment, list):
             for i, item in enumerate(environment):
                 sub = f"{path}.environment[{i}]"
                 if isinstance(item, (list, dict)) or item is None:
                     raise SpecError(sub, 'must be a string "KEY=value" (or "KEY")')
-                key, equals, value = _scalar_text(item, sub).partition("=")
+                key, equals, value = scalar_text(item, sub).partition("=")
                 self.env_entry(env, key, value if equals else None, path, sub)
         elif isinstance(environment, dict):
             for key, value in environment.items():
-                sub = _sub(f"{path}.environment", key)
-                self.env_entry(env, key, None if value is None else _scalar_text(value, sub), path, sub)
+                sub = key_path(f"{path}.environment", key)
+                self.env_entry(env, key, None if value is None else scalar_text(value, sub), path, sub)
         else:
             raise SpecError(f"{path}.environment", "must be a list of KEY=value strings or a mapping")
         return env
@@ -173,19 +180,19 @@ class _Converter:
             value = self.environ.get(key)
             if value is None:
                 try:
-                    _env({key: ""}, sub)  # dropped, but a bad name is still an error
+                    parse_env({key: ""}, sub)  # dropped, but a bad name is still an error
                 except SpecError as err:
                     raise SpecError(sub, err.reason) from None
                 env.pop(key, None)
                 return
         env[key] = value
-        self.origins.add(_sub(f"{path}.env", key), sub)
+        self.origins.add(key_path(f"{path}.env", key), sub)
 
     def env_file(self, item, sub: str) -> dict[str, str]:
         required = True
         if isinstance(item, dict):
-            entry = _mapping(item, sub)
-            _check_keys(entry, sub, ("path", "required"), {"format": None})
+            entry = checked_mapping(item, sub)
+            check_compose_keys(entry, sub, ("path", "required"), {"format": None})
             if "path" not in entry:
                 raise SpecError(f"{sub}.path", "missing required key")
             required = entry.get("required", True)
@@ -197,7 +204,7 @@ class _Converter:
         file = self.host_path(item, sub)
         if not required and not os.path.exists(file):
             return {}
-        return parse_env_file(read_text(file, sub, f"env file {_show(item)}"), item, sub, self.environ)
+        return parse_env_file(read_text(file, sub, f"env file {shown(item)}"), item, sub, self.environ)
 
     # -- host paths (bind mounts, env files, secret files) --------------------------------------
     def host_path(self, text: str, path: str) -> str:
@@ -205,8 +212,8 @@ class _Converter:
         if text == "~" or text.startswith("~/"):
             home = self.environ.get("HOME")
             if not home:
-                raise SpecError(path, f"cannot expand ~ in {_show(text)}: HOME is not set")
-            return _normpath(home + text[1:])
+                raise SpecError(path, f"cannot expand ~ in {shown(text)}: HOME is not set")
+            return normal_path(home + text[1:])
         if text.startswith("~"):
-            raise SpecError(path, f"{_show(text)}: only ~ and ~/... are understood (not ~user)")
-        return _normpath(posixpath.join(self.base_dir, text))
+            raise SpecError(path, f"{shown(text)}: only ~ and ~/... are understood (not ~user)")
+        return normal_path(posixpath.join(self.base_dir, text))

@@ -1,7 +1,7 @@
 """Compose's variables: interpolation of `$VAR` and `${VAR...}` in strings, and `.env`-style files.
 
 Kept apart from the YAML reader because both the Compose file and its env files use the same
-substitution rules: gen.compose_yaml interpolates every string of the document, and env files
+substitution rules: gen.spec.compose.yamlfile interpolates every string of the document, and env files
 (the `.env` beside the Compose file, a service's env_file) interpolate their values from their
 own earlier lines first, then the environment, as Compose's dotenv reader does. Everything here
 works on text and mappings only: no YAML, no files.
@@ -13,8 +13,8 @@ from collections import ChainMap
 from collections.abc import Mapping
 
 from gen.errors import SpecError
-from gen.spec.fields import _ENV_KEY_RE
-from gen.spec.validate import _clip, _one_line, _show
+from gen.spec.fields import ENV_KEY_RE
+from gen.spec.messages import clip, one_line, shown
 
 MAX_NESTED_VARIABLES = 16  # ${A:-${B:-${C...}}}: bounds the recursion a hostile file can ask for
 
@@ -41,14 +41,14 @@ def interpolate(text: str, path: str, environ: Mapping[str, str], depth: int = 0
         elif follower == "{":
             end = _closing_brace(text, start + 2)
             if end < 0:
-                raise SpecError(path, f"invalid interpolation in {_show(text)}: unclosed ${{")
+                raise SpecError(path, f"invalid interpolation in {shown(text)}: unclosed ${{")
             out.append(_braced(text[start + 2:end], path, environ, depth, text))
             i = end + 1
         elif match := _VARIABLE.match(text, start + 1):
             out.append(environ.get(match[0], ""))
             i = match.end()
         else:
-            raise SpecError(path, f"invalid interpolation in {_show(text)}: "
+            raise SpecError(path, f"invalid interpolation in {shown(text)}: "
                                   "a $ must start $NAME or ${NAME} (write $$ for a literal $)")
     out.append(text[i:])
     return "".join(out)
@@ -75,8 +75,8 @@ def _braced(body: str, path: str, environ: Mapping[str, str], depth: int, text: 
     match = _VARIABLE.match(body)
     operator = next((op for op in _OPERATORS if match and body.startswith(op, match.end())), None)
     if not match or (operator is None and match.end() != len(body)):
-        raise SpecError(path, f"invalid interpolation in {_show(text)}: "
-                              f"${{{_clip(body, 30)}}} is not ${{NAME}}, ${{NAME:-default}} or ${{NAME:?error}}")
+        raise SpecError(path, f"invalid interpolation in {shown(text)}: "
+                              f"${{{clip(body, 30)}}} is not ${{NAME}}, ${{NAME:-default}} or ${{NAME:?error}}")
     name, value = match[0], environ.get(match[0])
     if operator is None:
         return value or ""
@@ -88,7 +88,7 @@ def _braced(body: str, path: str, environ: Mapping[str, str], depth: int, text: 
         return interpolate(argument, path, environ, depth + 1) if present else ""
     if present:
         return value
-    message = _clip(_one_line(interpolate(argument, path, environ, depth + 1)), 200)
+    message = clip(one_line(interpolate(argument, path, environ, depth + 1)), 200)
     raise SpecError(path, f"required variable {name} is missing a value" + (f": {message}" if message else ""))
 
 
@@ -108,9 +108,9 @@ def parse_env_file(text: str, file: str, subject: str, environ: Mapping[str, str
             line = line[7:].lstrip()
         key, equals, value = line.partition("=")
         key = key.strip()
-        where = f"{_show(file)} line {number}"
-        if len(key) > 4096 or not _ENV_KEY_RE.fullmatch(key):
-            raise SpecError(subject, f"{where}: invalid variable name {_show(key)}")
+        where = f"{shown(file)} line {number}"
+        if len(key) > 4096 or not ENV_KEY_RE.fullmatch(key):
+            raise SpecError(subject, f"{where}: invalid variable name {shown(key)}")
         if not equals:
             if key in environ:
                 found[key] = environ[key]

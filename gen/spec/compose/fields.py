@@ -12,11 +12,11 @@ from __future__ import annotations
 import shlex
 from typing import Callable
 
-from gen.spec.compose.shape import _Origins, _check_keys, _mapping, _scalar_text
 from gen.errors import SpecError
-from gen.spec.fields import SECRETS_DIR, _host_ip
 from gen.model.naming import NAME_RE
-from gen.spec.validate import _show, _sub
+from gen.spec.compose.shape import Origins, check_compose_keys, checked_mapping, scalar_text
+from gen.spec.fields import SECRETS_DIR, canonical_ip
+from gen.spec.messages import key_path, shown
 
 HostPath = Callable[[str, str], str]  # (host path as written, key path) -> absolute host path
 
@@ -26,13 +26,13 @@ HEALTHCHECK_DEFAULTS = {"interval": "30s", "timeout": "30s", "retries": 3, "star
 
 # ---------------------------------------------------------------- command, entrypoint
 
-def _argv(value, path: str, origins: _Origins):
+def convert_argv(value, path: str, origins: Origins):
     if isinstance(value, str):  # Compose splits a string the way a shell would
         origins.add(path, path, whole=True)
         try:
             return shlex.split(value)
         except ValueError as err:
-            raise SpecError(path, f"cannot split {_show(value)} into words: {str(err).lower()}") from None
+            raise SpecError(path, f"cannot split {shown(value)} into words: {str(err).lower()}") from None
     if not isinstance(value, list):
         raise SpecError(path, "must be a string or a list of strings")
     return value
@@ -40,7 +40,7 @@ def _argv(value, path: str, origins: _Origins):
 
 # ---------------------------------------------------------------- ports
 
-def _port(item, path: str) -> str:
+def convert_port(item, path: str) -> str:
     if isinstance(item, bool) or not isinstance(item, (int, str, dict)):
         raise SpecError(path, 'must be a string like "8080:80" or a mapping')
     if isinstance(item, int):
@@ -53,7 +53,7 @@ def _port(item, path: str) -> str:
 def _port_short(text: str, path: str) -> str:
     spec = text.partition("/")[0]
     if "-" in spec:
-        raise SpecError(path, f"port range {_show(text)} is not supported (publish each port on its own)")
+        raise SpecError(path, f"port range {shown(text)} is not supported (publish each port on its own)")
     if spec.startswith("["):
         end = spec.find("]")
         parts = spec[end + 2:].split(":") if end > 0 else []
@@ -67,8 +67,9 @@ def _port_short(text: str, path: str) -> str:
 
 
 def _port_long(item: dict, path: str) -> str:
-    port = _mapping(item, path)
-    _check_keys(port, path, ("target", "published", "host_ip", "protocol", "mode"), {"name": None, "app_protocol": None})
+    port = checked_mapping(item, path)
+    check_compose_keys(port, path, ("target", "published", "host_ip", "protocol", "mode"),
+                       {"name": None, "app_protocol": None})
     if "target" not in port:
         raise SpecError(f"{path}.target", "missing required key")
     target = _port_number_text(port["target"], f"{path}.target")
@@ -79,13 +80,13 @@ def _port_long(item: dict, path: str) -> str:
     if not isinstance(host_ip, str):
         raise SpecError(f"{path}.host_ip", "must be a string")
     if host_ip:
-        ip = _host_ip(host_ip, False, f"{path}.host_ip")
+        ip = canonical_ip(host_ip, False, f"{path}.host_ip")
         host_ip = f"[{ip}]:" if ":" in ip else f"{ip}:"
     protocol = port.get("protocol", "tcp")
     if not isinstance(protocol, str):
         raise SpecError(f"{path}.protocol", "must be a string")
     if port.get("mode", "host") != "host":
-        raise SpecError(f"{path}.mode", f"{_show(port['mode'])} is not supported: only mode: host "
+        raise SpecError(f"{path}.mode", f"{shown(port['mode'])} is not supported: only mode: host "
                                         "(gen publishes ports on the engine's host)")
     return f"{host_ip}{published}:{target}/{protocol}"
 
@@ -95,19 +96,19 @@ def _port_number_text(value, path: str) -> str:
         value = str(value)
     if not isinstance(value, str) or not value.isascii() or not value.isdigit():
         if isinstance(value, str) and "-" in value:
-            raise SpecError(path, f"port range {_show(value)} is not supported (publish each port on its own)")
-        raise SpecError(path, f"must be a port number (got {_show(value)})")
+            raise SpecError(path, f"port range {shown(value)} is not supported (publish each port on its own)")
+        raise SpecError(path, f"must be a port number (got {shown(value)})")
     return value
 
 
 def _no_host_port(text: str) -> str:
-    return (f"port {_show(text)} has no host port: gen publishes fixed host ports only "
+    return (f"port {shown(text)} has no host port: gen publishes fixed host ports only "
             '(write "HOST:CONTAINER", e.g. "8080:80")')
 
 
 # ---------------------------------------------------------------- volumes
 
-def _mount(item, path: str, host_path: HostPath) -> str:
+def convert_mount(item, path: str, host_path: HostPath) -> str:
     if isinstance(item, dict):
         return _mount_long(item, path, host_path)
     if not isinstance(item, str):
@@ -121,14 +122,14 @@ def _mount(item, path: str, host_path: HostPath) -> str:
 
 
 def _mount_long(item: dict, path: str, host_path: HostPath) -> str:
-    mount = _mapping(item, path)
-    _check_keys(mount, path, ("type", "source", "target", "read_only"),
+    mount = checked_mapping(item, path)
+    check_compose_keys(mount, path, ("type", "source", "target", "read_only"),
                 {"bind": None, "volume": None, "tmpfs": None, "image": None, "consistency": None})
     kind = mount.get("type")
     if kind is None:
         raise SpecError(f"{path}.type", "missing required key")
     if kind not in ("volume", "bind"):
-        raise SpecError(f"{path}.type", f"{_show(kind)} is not supported (use volume or bind)")
+        raise SpecError(f"{path}.type", f"{shown(kind)} is not supported (use volume or bind)")
     for key in ("source", "target"):
         if key in mount and not isinstance(mount[key], str):
             raise SpecError(f"{path}.{key}", "must be a string")
@@ -140,7 +141,7 @@ def _mount_long(item: dict, path: str, host_path: HostPath) -> str:
         raise SpecError(f"{path}.source", "missing required key")
     source = mount["source"]
     if kind == "volume" and not NAME_RE.match(source):
-        raise SpecError(f"{path}.source", f"{_show(source)} is not a volume name (for a host path use type: bind)")
+        raise SpecError(f"{path}.source", f"{shown(source)} is not a volume name (for a host path use type: bind)")
     if kind == "bind":
         source = host_path(source, f"{path}.source")
     read_only = mount.get("read_only", False)
@@ -152,33 +153,33 @@ def _mount_long(item: dict, path: str, host_path: HostPath) -> str:
 
 
 def _anonymous(target: str) -> str:
-    return (f"anonymous volume {_show(target)} is not supported: name it (and declare it under the "
+    return (f"anonymous volume {shown(target)} is not supported: name it (and declare it under the "
             "top-level volumes) or bind a host path")
 
 
 def _no_colon(text: str, path: str) -> str:
     if ":" in text:
-        raise SpecError(path, f"{_show(text)}: paths containing ':' are not supported")
+        raise SpecError(path, f"{shown(text)}: paths containing ':' are not supported")
     return text
 
 
 # ---------------------------------------------------------------- dependencies, health, labels, secrets
 
-def _depends_on(value, path: str, origins: _Origins) -> list:
+def convert_depends_on(value, path: str, origins: Origins) -> list:
     if isinstance(value, list):
         return value  # gen.spec checks the names
-    _mapping(value, path, "must be a list of service names or a mapping")
+    checked_mapping(value, path, "must be a list of service names or a mapping")
     for i, (dep, condition) in enumerate(list(value.items())):
-        sub = _sub(path, dep)
+        sub = key_path(path, dep)
         origins.add(f"{path}[{i}]", sub)
-        options = _mapping({} if condition is None else condition, sub)
-        _check_keys(options, sub, ("condition", "required", "restart"))
+        options = checked_mapping({} if condition is None else condition, sub)
+        check_compose_keys(options, sub, ("condition", "required", "restart"))
         when = options.get("condition", "service_started")
         if when == "service_completed_successfully":
             raise SpecError(f"{sub}.condition", "service_completed_successfully is not supported yet "
                                                 "(gen has no one-shot services)")
         if when not in ("service_started", "service_healthy"):
-            raise SpecError(f"{sub}.condition", f"must be service_started or service_healthy (got {_show(when)})")
+            raise SpecError(f"{sub}.condition", f"must be service_started or service_healthy (got {shown(when)})")
         if options.get("required", True) is not True:
             raise SpecError(f"{sub}.required", "only true is supported (gen always starts dependencies)")
         if options.get("restart", False) is not False:
@@ -186,9 +187,9 @@ def _depends_on(value, path: str, origins: _Origins) -> list:
     return list(value)  # both conditions hold: gen starts a service after its dependencies are healthy
 
 
-def _healthcheck(value, path: str, origins: _Origins) -> dict:
-    check = _mapping(value, path)
-    _check_keys(check, path, ("test", "interval", "timeout", "retries", "start_period", "disable"),
+def convert_healthcheck(value, path: str, origins: Origins) -> dict:
+    check = checked_mapping(value, path)
+    check_compose_keys(check, path, ("test", "interval", "timeout", "retries", "start_period", "disable"),
                 {"start_interval": None})
     out = {}
     disable = check.get("disable", False)
@@ -209,30 +210,30 @@ def _healthcheck(value, path: str, origins: _Origins) -> dict:
     return out
 
 
-def _labels(value, path: str, origins: _Origins) -> dict:
+def convert_labels(value, path: str, origins: Origins) -> dict:
     labels: dict = {}
     if isinstance(value, list):
         for i, item in enumerate(value):
             sub = f"{path}[{i}]"
             if isinstance(item, (list, dict)) or item is None:
                 raise SpecError(sub, 'must be a string "key=value"')
-            key, _, text = _scalar_text(item, sub).partition("=")
+            key, _, text = scalar_text(item, sub).partition("=")
             labels[key] = text
-            origins.add(_sub(path, key), sub)
+            origins.add(key_path(path, key), sub)
     elif isinstance(value, dict):
         for key, item in value.items():
-            sub = _sub(path, key)
-            labels[key] = "" if item is None else _scalar_text(item, sub)
+            sub = key_path(path, key)
+            labels[key] = "" if item is None else scalar_text(item, sub)
     else:
         raise SpecError(path, "must be a list of key=value strings or a mapping")
     return labels
 
 
-def _secret_ref(item, path: str):
+def convert_secret_ref(item, path: str):
     if not isinstance(item, dict):
         return item  # a name; gen.spec checks it is declared
-    ref = _mapping(item, path)
-    _check_keys(ref, path, ("source", "target"), {"uid": None, "gid": None, "mode": None})
+    ref = checked_mapping(item, path)
+    check_compose_keys(ref, path, ("source", "target"), {"uid": None, "gid": None, "mode": None})
     if "source" not in ref:
         raise SpecError(f"{path}.source", "missing required key")
     source = ref["source"]

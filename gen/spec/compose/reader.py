@@ -1,7 +1,7 @@
 """Import a Compose file (the subset gen can honour) as a gen Spec.
 
 A Compose document is converted into the TOML-shaped document a gen.toml would hold and
-then goes through the very same validation (gen.spec.build_spec), so both formats give
+then goes through the very same validation (gen.spec.document.build_spec), so both formats give
 the same normal form. Error subjects are mapped back to the Compose key that produced the
 value (`services.web.environment[2]`, `services.web.deploy.replicas`).
 
@@ -16,24 +16,23 @@ Rules, as Compose has them:
 Anything gen cannot honour is an error naming its key, never silently dropped.
 
 The work is split by stage, each module readable on its own (none imports this one):
-- gen.compose_yaml: YAML text -> plain data within size limits, `x-` keys dropped, strings
-  interpolated (the only module importing yaml; gen.spec imports gen.compose lazily, so
-  gen.toml users never load it).
-- gen.compose_env: variable interpolation and `.env`-style files.
-- gen.compose_convert: the Compose document -> gen's TOML-shaped document, with the
-  per-field converters in gen.compose_fields and shared checks in gen.compose_shape.
+- yamlfile: YAML text -> plain data within size limits, `x-` keys dropped, strings
+  interpolated (the only module importing yaml; gen.spec.load imports gen.spec.compose
+  lazily, so gen.toml users never load it).
+- env: variable interpolation and `.env`-style files.
+- convert: the Compose document -> gen's TOML-shaped document, with the per-field
+  converters in fields and shared checks in shape.
 """
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
 
-from gen.spec.compose.convert import _Converter
-from gen.spec.compose.env import interpolate, parse_env_file
-from gen.spec.compose.yamlfile import _Prepared, _load_yaml
-from gen.spec.document import Spec, _base_dir, build_spec, read_text
-
-__all__ = ["interpolate", "load_compose", "parse_compose", "parse_env_file"]
+from gen.model.types import Spec
+from gen.spec.compose.convert import convert_document
+from gen.spec.compose.env import parse_env_file
+from gen.spec.compose.yamlfile import load_yaml, prepare
+from gen.spec.document import build_spec, read_text, resolve_base_dir
 
 
 def load_compose(path: str | os.PathLike) -> Spec:
@@ -54,10 +53,9 @@ def parse_compose(text: str, source: str = "<string>", base_dir: str | None = No
     """Compose text -> Spec. Relative paths are resolved against base_dir (default: the cwd);
     variables come from `environ` only (default: none), so this is deterministic."""
     environ = {} if environ is None else environ
-    base_dir = _base_dir(base_dir)
-    document = _load_yaml(text, source)
-    document = _Prepared(environ, source).value(document, "", 0)
+    base_dir = resolve_base_dir(base_dir)
+    document = prepare(load_yaml(text, source), environ, source)
     if document is None:  # an empty file: no services, like an empty gen.toml
         document = {}
-    converted, origins = _Converter(base_dir, environ, source).document(document)
+    converted, origins = convert_document(document, base_dir, environ, source)
     return build_spec(converted, source, base_dir, origins)

@@ -1,10 +1,11 @@
-"""What every Compose converter leans on (gen.compose_convert, gen.compose_fields).
+"""What every Compose converter leans on (gen.spec.compose.convert, gen.spec.compose.fields).
 
-- _Origins: converted key path -> the Compose key it came from, so that gen.spec's errors,
+- Origins: converted key path -> the Compose key it came from, so that gen.spec's errors,
   raised against the converted document, name what the user wrote.
-- _check_keys: unknown keys and keys gen cannot honour are errors, never silently dropped.
-- _mapping and _list: shape checks, with Compose's rule that a null option counts as absent.
-- _scalar_text: numbers and booleans as Compose turns them into strings (Go's formatting).
+- check_compose_keys: unknown keys and keys gen cannot honour are errors, never silently dropped.
+- checked_mapping and checked_list: shape checks, with Compose's rule that a null option counts
+  as absent.
+- scalar_text: numbers and booleans as Compose turns them into strings (Go's formatting).
 """
 from __future__ import annotations
 
@@ -12,10 +13,10 @@ import decimal
 from collections.abc import Mapping
 
 from gen.errors import SpecError
-from gen.spec.validate import _sub
+from gen.spec.messages import key_path
 
 
-class _Origins:
+class Origins:
     """Maps a key path of the converted document back to the Compose key it came from."""
 
     def __init__(self):
@@ -35,7 +36,8 @@ class _Origins:
         return subject
 
 
-def _check_keys(mapping: dict, path: str, supported, unsupported: Mapping[str, str | None] | None = None) -> None:
+def check_compose_keys(mapping: dict, path: str, supported,
+                       unsupported: Mapping[str, str | None] | None = None) -> None:
     """Unknown keys, and keys Compose has but gen cannot honour (reason None: a generic one), are errors."""
     unsupported = unsupported or {}
     for key in sorted(mapping):
@@ -45,23 +47,23 @@ def _check_keys(mapping: dict, path: str, supported, unsupported: Mapping[str, s
             reason = unsupported[key] or f"not supported by gen (supported here: {', '.join(sorted(supported))})"
         else:
             reason = f"unknown key (expected one of: {', '.join(sorted(supported))})"
-        raise SpecError(_sub(path, key), reason)
+        raise SpecError(key_path(path, key), reason)
 
 
-def _mapping(value, path: str, what: str = "must be a mapping", keep_null: bool = False) -> dict:
+def checked_mapping(value, path: str, what: str = "must be a mapping", keep_null: bool = False) -> dict:
     """A mapping of options, where a null value means the option is absent (keep_null: of definitions)."""
     if not isinstance(value, dict):
         raise SpecError(path, what)
     return dict(value) if keep_null else {key: item for key, item in value.items() if item is not None}
 
 
-def _list(value, path: str) -> list:
+def checked_list(value, path: str) -> list:
     if not isinstance(value, list):
         raise SpecError(path, "must be a list")
     return value
 
 
-def _scalar_text(value, path: str) -> str:
+def scalar_text(value, path: str) -> str:
     """Compose turns numbers and booleans into strings where a string is wanted (true -> "true")."""
     if isinstance(value, str):
         return value

@@ -1,11 +1,11 @@
-"""Read Compose YAML into plain data, safely: the first step of gen.compose.
+"""Read Compose YAML into plain data, safely: the first step of gen.spec.compose.
 
 YAML is read with YAML 1.2 core-schema scalars, as Compose's Go reader does (`no` is a
 string, `22:22` is not the base-60 number 1342, `2024-01-01` is not a date), and duplicate
 keys are an error. A Compose file may come from anywhere, so the limits below bound what a
 small hostile file can cost once aliases are expanded ("billion laughs") or nesting runs deep.
-_Prepared then walks the loaded tree once: it drops `x-` keys, interpolates every string
-(gen.compose_env) and refuses YAML values Compose has no use for, so the converter only
+prepare() then walks the loaded tree once: it drops `x-` keys, interpolates every string
+(gen.spec.compose.env) and refuses YAML values Compose has no use for, so the converter only
 ever sees str/int/float/bool/None, lists and string-keyed dicts.
 """
 from __future__ import annotations
@@ -15,9 +15,9 @@ from collections.abc import Mapping
 
 import yaml
 
-from gen.spec.compose.env import interpolate
 from gen.errors import SpecError
-from gen.spec.validate import _clip, _one_line, _show, _sub
+from gen.spec.compose.env import interpolate
+from gen.spec.messages import clip, key_path, one_line, shown
 
 MAX_VALUES = 100_000   # values in the document once YAML aliases are expanded ("billion laughs")
 MAX_DEPTH = 64         # mapping/list nesting
@@ -35,7 +35,7 @@ class _Loader(yaml.SafeLoader):
                     if key in seen:
                         raise yaml.constructor.ConstructorError(
                             "while constructing a mapping", node.start_mark,
-                            f"found duplicate key {_clip(key_node.value)!r}", key_node.start_mark)
+                            f"found duplicate key {clip(key_node.value)!r}", key_node.start_mark)
                     seen.add(key)
         return super().construct_mapping(node, deep)
 
@@ -51,7 +51,7 @@ def _construct_int(loader, node) -> int:
     try:
         return sign * int(digits, base)
     except ValueError:
-        raise yaml.constructor.ConstructorError(None, None, f"invalid integer {_show(text)}",
+        raise yaml.constructor.ConstructorError(None, None, f"invalid integer {shown(text)}",
                                                 node.start_mark) from None
 
 
@@ -71,20 +71,27 @@ _Loader.add_implicit_resolver(
 _Loader.add_constructor("tag:yaml.org,2002:int", _construct_int)
 
 
-def _load_yaml(text: str, source: str):
+def load_yaml(text: str, source: str):
+    """YAML text -> plain data (YAML 1.2 core-schema scalars, no duplicate keys); errors name `source`."""
     try:
         return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
     except yaml.MarkedYAMLError as err:
         mark = err.problem_mark or err.context_mark
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
         what = " ".join(part for part in (err.context, err.problem) if part)
-        raise SpecError(source, f"invalid YAML: {_one_line(what)}{where}") from None
+        raise SpecError(source, f"invalid YAML: {one_line(what)}{where}") from None
     except yaml.YAMLError as err:
-        raise SpecError(source, f"invalid YAML: {_one_line(str(err))}") from None
+        raise SpecError(source, f"invalid YAML: {one_line(str(err))}") from None
     except (ValueError, TypeError, OverflowError):  # explicit tags PyYAML cannot construct
         raise SpecError(source, "invalid YAML: a tagged value cannot be read") from None
     except RecursionError:
         raise SpecError(source, "invalid YAML: nested too deeply") from None
+
+
+def prepare(document, environ: Mapping[str, str], source: str):
+    """The loaded document as the converter wants it: `x-` keys dropped, every string interpolated
+    from `environ`, within MAX_VALUES and MAX_DEPTH."""
+    return _Prepared(environ, source).value(document, "", 0)
 
 
 class _Prepared:
@@ -112,8 +119,8 @@ class _Prepared:
             out = {}
             for key, item in node.items():
                 if not isinstance(key, str):
-                    raise SpecError(path or self.source, f"key {_show(key)} must be a string (quote it)")
+                    raise SpecError(path or self.source, f"key {shown(key)} must be a string (quote it)")
                 if not key.startswith("x-"):
-                    out[key] = self.value(item, _sub(path, key), depth + 1)
+                    out[key] = self.value(item, key_path(path, key), depth + 1)
             return out
         raise SpecError(path or self.source, f"unsupported YAML value of type {type(node).__name__}")

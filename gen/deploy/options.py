@@ -1,0 +1,20 @@
+"""How an activation runs (timeouts, the stability window) and how it reports progress."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+Progress = Callable[[str, str, str], None]      # (service, phase, detail); service "" = profile-wide
+
+
+@dataclass(frozen=True)
+class Options:
+    timeout_s: float = 60.0          # bound on waiting for health, per transaction
+    stability_s: float = 1.0         # without a healthcheck: running this long without a restart
+    poll_s: float = 0.05             # one engine list call per poll
+    workers: int = 16
+    early_probes: bool = True        # run healthchecks ourselves while Docker still says "starting" (see Probe)
+
+
+def no_progress(service: str, phase: str, detail: str = "") -> None:
+    pass

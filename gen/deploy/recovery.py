@@ -1,0 +1,41 @@
+"""Recovery: converge the engine on `current`, with the same planner and transaction as a switch.
+
+Containers are named and labelled by content hash and `current` is the only commit point, so
+whatever an interrupted activation left behind (new containers created or started, old ones
+stopped), planning `current` against what runs yields exactly the steps that restore it.
+"""
+from __future__ import annotations
+
+from gen.deploy.transaction import Deployer, Result
+from gen.model.compile import Compiled, compile_empty
+from gen.state.manifests import load_compiled
+from gen.state.profile import Profile
+
+
+def converge(d: Deployer, prof: Profile) -> Result:
+    """Make the engine run `current` (nothing, before the first generation). Caller holds the lock."""
+    current = prof.current()
+    compiled: Compiled = load_compiled(d.store, current.manifest) if current else compile_empty(prof.name)
+    return d.activate(prof, compiled, "recover", lambda: current.number if current else None)
+
+
+def recover_if_interrupted(d: Deployer, prof: Profile) -> None:
+    """Every mutating verb starts here: an interrupted activation is repaired first, and said so."""
+    journal = prof.journal()
+    if journal:
+        d.progress("", "recovering", f"an interrupted {journal['kind']} (pid {journal['pid']}) was found; "
+                   "converging on the current generation first")
+        converge(d, prof)
+        prof.end()
+        d.progress("", "recovered", "the engine matches the current generation again")
+
+
+def recover(d: Deployer, prof: Profile) -> Result:
+    """`gen recover`: converge on `current`, saying which interrupted activation it repaired. Caller holds the lock."""
+    journal = prof.journal()
+    result = converge(d, prof)
+    prof.end()
+    if journal:
+        return Result(**{**result.__dict__, "message": f"recovered an interrupted {journal['kind']} "
+                         f"(pid {journal['pid']}); {result.message}"})
+    return result

@@ -1,0 +1,82 @@
+"""The Engine interface: everything gen asks of a container engine, in gen's own vocabulary.
+
+The transaction (gen.deploy), pins (gen.state.pins) and the front door (gen.api) speak only to this
+Protocol. gen.engine.docker fills it for one Docker engine (the only module that imports `docker`);
+gen.engine.memory fills it in memory for unit tests of the transaction; a Swarm backend is one more
+module here. Every method raises gen's own errors (EngineError, EngineUnavailable, ImageMissing),
+never a backend's.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from gen.model.plan import Observed
+from gen.model.types import ServiceObject
+
+DEFAULT_HEALTH_TIMEOUT_MS = 30_000     # Docker's, when a healthcheck sets none
+
+
+@dataclass(frozen=True)
+class ContainerDetails:
+    """One container, inspected: what the health gate needs beyond the list call's Observed."""
+    id: str
+    running: bool
+    restarting: bool
+    exit_code: int | None
+    restart_count: int
+    user: str = ""
+    health_test: tuple[str, ...] = ()          # its healthcheck's test ([] when it has none)
+    health_timeout_ms: int = DEFAULT_HEALTH_TIMEOUT_MS
+    last_check_exit: int | None = None         # the engine's last healthcheck run, if any
+    last_check_output: str = ""
+
+
+class Engine(Protocol):
+    # -- images: resolved by ID at build time, never pulled -------------------------------------
+    def image_id(self, ref: str, subject: str) -> str:
+        """The engine's ID for an image reference; ImageMissing naming `subject` when absent."""
+
+    def pin_image(self, image_id: str, repo: str, tag: str) -> None:
+        """Tag image_id as repo:tag, so that pruning dangling images keeps it (idempotent)."""
+
+    def unpin_image(self, ref: str) -> bool:
+        """Remove the tag `ref`; True when the engine dropped the image with its last tag."""
+
+    def pinned_images(self, repo_prefix: str) -> list[tuple[str, str]]:
+        """(ref, image id) of every tag whose repository starts with repo_prefix, sorted by ref."""
+
+    # -- observation --------------------------------------------------------------------------
+    def observe(self, profile: str) -> list[Observed]:
+        """Every container labelled with this profile, in one call."""
+
+    def inspect(self, cid: str) -> ContainerDetails: ...
+
+    def logs(self, cid: str, tail: int = 10) -> str: ...
+
+    # -- networks and volumes (created when missing; volumes are never removed) ----------------
+    def ensure_network(self, name: str, labels: dict[str, str]) -> None: ...
+
+    def ensure_volume(self, name: str, labels: dict[str, str]) -> None: ...
+
+    def remove_network(self, name: str) -> None: ...
+
+    # -- containers ---------------------------------------------------------------------------
+    def create(self, profile: str, service: str, obj: ServiceObject, h: str, manifest: str, replica: int,
+               name: str, network: str, volumes: dict[str, str]) -> str:
+        """Create (not start) one replica of a service object, labelled as gen's; returns its id."""
+
+    def start(self, cid: str) -> None: ...
+
+    def stop(self, cid: str, grace_ms: int | None) -> None:
+        """Stop with a grace period (None: the container's own); an absent container is not an error."""
+
+    def remove(self, cid: str) -> None:
+        """Remove a container (never its volumes); an absent container is not an error."""
+
+    # -- early health probes (gen.deploy.health.Probe) ------------------------------------------
+    def probe_start(self, cid: str, argv: list[str], user: str) -> str:
+        """Start argv in the container, detached, as its healthcheck would run; returns a probe id."""
+
+    def probe_result(self, probe_id: str) -> int | None:
+        """The probe's exit code, or None while it runs."""

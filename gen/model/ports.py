@@ -1,0 +1,26 @@
+"""Host port rules, one place for the spec's checks and the planner's: when do two published ports clash. Pure."""
+from __future__ import annotations
+
+import ipaddress
+
+HostPort = tuple[str, int, str]     # (host ip, "" for any; port; protocol)
+
+
+def addresses_overlap(a: str, b: str) -> bool:
+    """Two host IPs a port is published on clash: the same address, or either one is "any"."""
+    return a == b or _is_any_address(a) or _is_any_address(b)
+
+
+def _is_any_address(ip: str) -> bool:
+    return ip == "" or ipaddress.ip_address(ip).is_unspecified
+
+
+def host_ports(service: dict) -> frozenset[HostPort]:
+    """The host ports a service object (or validated service) publishes."""
+    return frozenset((p["host_ip"], p["host_port"], p["protocol"]) for p in service["ports"])
+
+
+def ports_clash(a: frozenset[HostPort], b: frozenset[HostPort]) -> bool:
+    """Could a container publishing `a` and one publishing `b` not both be bound at once?"""
+    return any(port1 == port2 and proto1 == proto2 and addresses_overlap(ip1, ip2)
+               for ip1, port1, proto1 in a for ip2, port2, proto2 in b)
