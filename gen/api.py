@@ -15,25 +15,28 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from gen.deploy.options import Options, Progress, no_progress
-from gen.deploy.recovery import recover, recover_if_interrupted
-from gen.deploy.transaction import Deployer, Result
-from gen.engine.base import Engine
+from typing import TYPE_CHECKING
+
+from gen.deploy.options import Options, Progress, Result, no_progress
 from gen.errors import ActivationFailed, GenError, ProfileError, SpecError
-from gen.model.compile import Compiled, compile_empty, compile_spec, profile_for
-from gen.model.diff import Change, Diff, diff
-from gen.state import history
-from gen.state.manifests import load_compiled, store_compiled
 from gen.state.profile import Generation, Profile, default_state_dir, find_profile, list_profiles
-from gen.state.secrets import keyed_secret_digest, secret_key
-from store import Store, hash_value
+from store import Store
 from store.errors import StoreError
+
+if TYPE_CHECKING:
+    from gen.deploy.transaction import Deployer
+    from gen.engine.base import Engine
+    from gen.model.compile import Compiled
+    from gen.model.diff import Change, Diff    # noqa: F401  (re-exported for the CLI's views)
+
+# Only what every verb needs is imported here; compile, the store's manifests, diff and the
+# transaction are imported by the verbs that use them, so that `gen list` starts fast.
 
 __all__ = ["ActivationFailed", "Change", "Diff", "Gen", "GenError", "Options", "Result", "StoreError"]
 
 
 class Gen:
-    def __init__(self, state_dir: str | os.PathLike | None = None, engine: Engine | None = None,
+    def __init__(self, state_dir: str | os.PathLike | None = None, engine: "Engine | None" = None,
                  options: Options = Options(), progress: Progress = no_progress, lock_timeout: float = 30.0,
                  on_plan=None):
         self.state_dir = Path(state_dir) if state_dir else default_state_dir()
@@ -46,19 +49,26 @@ class Gen:
         self._sources: dict[str, dict] = {}    # manifest hash -> source object of the spec last built into it
 
     @property
-    def engine(self) -> Engine:
+    def engine(self) -> "Engine":
         if self._engine is None:
             from gen.engine import connect      # docker is imported only by verbs that need the engine
             self._engine = connect()
         return self._engine
 
-    def _deployer(self) -> Deployer:
+    def _load(self, manifest_hash: str) -> "Compiled":
+        from gen.state.manifests import load_compiled
+        return load_compiled(self.store, manifest_hash)
+
+    def _deployer(self) -> "Deployer":
+        from gen.deploy.transaction import Deployer
         return Deployer(self.store, self.engine, self.options, self.progress, self.on_plan)
 
     # -- build -----------------------------------------------------------------------------------
-    def compile(self, spec_path: str | os.PathLike, profile: str | None = None) -> Compiled:
+    def compile(self, spec_path: str | os.PathLike, profile: str | None = None) -> "Compiled":
         """Parse, validate and compile a spec; resolve images on the engine. Writes nothing."""
+        from gen.model.compile import compile_spec, profile_for
         from gen.spec import load_spec
+        from gen.state.secrets import keyed_secret_digest, secret_key
         spec = load_spec(spec_path)
         name = profile_for(spec, profile)
         Profile(self.state_dir, name)          # validates the profile name before any engine call
@@ -75,7 +85,8 @@ class Gen:
             return resolved[ref]
         return resolve
 
-    def build(self, spec_path: str | os.PathLike, profile: str | None = None) -> Compiled:
+    def build(self, spec_path: str | os.PathLike, profile: str | None = None) -> "Compiled":
+        from gen.state.manifests import store_compiled
         compiled = self.compile(spec_path, profile)
         store_compiled(self.store, compiled)
         path = os.path.abspath(spec_path)
@@ -88,19 +99,21 @@ class Gen:
         built into manifest_hash (None if it built none); with store=True it is also written. It is
         kept apart from the manifest, so comments and key order never change a generation's identity,
         and written only when a generation records it, so `gen build` leaves no unreferenced object."""
+        from store import hash_value
         source = self._sources.get(manifest_hash)
         if source is None:
             return None
         return self.store.put(source) if store else hash_value(source)
 
-    def resolve(self, target: str, profile: str | None = None, write: bool = True) -> Compiled:
+    def resolve(self, target: str, profile: str | None = None, write: bool = True) -> "Compiled":
         """A spec file is built (only compiled with write=False); a (prefix of a) manifest hash is read
         from the store."""
+        from gen.state import history
         if history.is_spec_ref(target):
             return self.build(target, profile) if write else self.compile(target, profile)
         if not history.HASH_PREFIX_RE.fullmatch(target):
             raise SpecError(target, "is neither a spec file nor a manifest hash")
-        compiled = load_compiled(self.store, self.store.resolve_prefix(target))
+        compiled = self._load(self.store.resolve_prefix(target))
         if profile and profile != compiled.manifest["profile"]:
             raise SpecError(target, f"manifest belongs to profile {compiled.manifest['profile']!r}, not {profile!r} "
                             "(build the spec with -p to deploy it under another profile)")
@@ -113,6 +126,7 @@ class Gen:
         d = self._deployer()
         if dry_run:
             return d.dry_run(prof, compiled)
+        from gen.deploy.recovery import recover_if_interrupted
         with prof.locked(self.lock_timeout):
             recover_if_interrupted(d, prof)
             commit = d.commit_switch(prof, compiled, lambda: self.source_of(compiled.manifest_hash, store=True))
@@ -121,18 +135,20 @@ class Gen:
     def rollback(self, profile: str | None = None, to: int | None = None, dry_run: bool = False) -> Result:
         prof = self.profile(profile)
         gen = _rollback_target(prof, to)
-        compiled = load_compiled(self.store, gen.manifest)
+        compiled = self._load(gen.manifest)
         d = self._deployer()
         if dry_run:
             return d.dry_run(prof, compiled)
+        from gen.deploy.recovery import recover_if_interrupted
         with prof.locked(self.lock_timeout):
             recover_if_interrupted(d, prof)
             gen = _rollback_target(prof, to)     # again: the history may have moved while we waited
-            return d.activate(prof, load_compiled(self.store, gen.manifest), "rollback",
+            return d.activate(prof, self._load(gen.manifest), "rollback",
                               d.commit_rollback(prof, gen.number))
 
     def recover(self, profile: str | None = None) -> Result:
         """Converge the engine on `current` (or on nothing, before the first generation)."""
+        from gen.deploy.recovery import recover
         prof = self.profile(profile)
         with prof.locked(self.lock_timeout):
             return recover(self._deployer(), prof)
@@ -141,6 +157,7 @@ class Gen:
            older_than: str | None = None, dry_run: bool = False):
         """Delete old generations (never the current one), unreachable store objects and stale image
         pins; returns a gen.state.retention.GcReport. Rules and concurrency: see gen.state.gc."""
+        from gen.deploy.recovery import recover_if_interrupted
         from gen.state.gc import collect
         if not dry_run:
             # Like every mutating verb: an interrupted activation is repaired first, and said so.
@@ -160,24 +177,28 @@ class Gen:
     def status(self, profile: str | None = None):
         """The engine against `current`: per service ok or what is wrong; extras; an interrupted activation."""
         from gen.deploy.status import status
+        from gen.model.compile import compile_empty
         prof = self.profile(profile)
         current = prof.current()
-        compiled = load_compiled(self.store, current.manifest) if current else compile_empty(prof.name)
+        compiled = self._load(current.manifest) if current else compile_empty(prof.name)
         return status(prof.name, current.number if current else None, compiled,
                       self._deployer().plan(prof, compiled), self.engine.observe(prof.name), prof.journal())
 
     def generations(self, profile: str | None = None) -> tuple[Profile, list[Generation], int | None]:
         """A profile's generations and its current number (what `gen list` shows)."""
-        return history.generations(self.state_dir, profile)
+        from gen.state.profile import history as generations
+        return generations(self.state_dir, profile)
 
-    def diff(self, profile: str | None, a: str | None, b: str | None = None) -> Diff:
+    def diff(self, profile: str | None, a: str | None, b: str | None = None) -> "Diff":
         """diff(A, B); with only A given: current against A. A and B: generation numbers, `current`,
         manifest hash prefixes or spec files (compiled in memory, never stored; the first names the profile)."""
+        from gen.state import history
+        from gen.model.diff import diff
         if a is None and b is None:
             raise GenError("diff", "which deployment? give a target: a generation number, a manifest hash "
                                    "or a spec file (e.g. `gen diff 3`, `gen diff gen.toml`, `gen diff 2 3`)")
         refs = ["current", a] if b is None else [a, b]
-        compiled: dict[int, Compiled] = {}
+        compiled: dict[int, "Compiled"] = {}
         for i, ref in enumerate(refs):          # spec files first: the first one names the profile
             if history.is_spec_ref(ref):
                 compiled[i] = self.compile(ref, profile)
@@ -189,10 +210,12 @@ class Gen:
 
     def show(self, profile: str | None = None, number: int | None = None) -> dict:
         """One generation (default: current): record, services, volumes, the spec it was built from."""
+        from gen.state import history
         return history.show(self.store, self.profile(profile), number)
 
     def log(self, profile: str | None = None) -> tuple[str, list[dict]]:
         """(profile, every switch, rollback and recovery of it, oldest first)."""
+        from gen.state import history
         prof = self.profile(profile)
         if not prof.path.is_dir():
             raise ProfileError(f"profile {prof.name}", "does not exist")

@@ -74,7 +74,3 @@ class ActivationFailed(GenError):
 class Interrupted(GenError):
     """An earlier activation was interrupted and the engine does not match `current`."""
     exit_code = 3
-
-
-class DriftFound(GenError):
-    exit_code = 3

@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import json
 
-from gen.api import Change, Diff
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from gen.api import Change, Diff
 
 def render(d: Diff, width: int = 100) -> list[tuple[str, str]]:
     """Lines as (style, text). Styles: header, added, removed, changed, dim."""

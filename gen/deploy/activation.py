@@ -7,7 +7,7 @@
 Any failure before commit undoes everything this transaction did, in reverse: created containers
 are removed, stopped ones started again (and checked), started ones stopped again. Named volumes are
 never removed. A crash at any point is repaired by converging on `current` with the same code
-(see gen.api.recover), because every container is labelled and named by its content hash.
+(gen.deploy.recovery), because every container is labelled and named by its content hash.
 """
 from __future__ import annotations
 
@@ -25,7 +25,8 @@ from gen.errors import ActivationFailed, GenError, Interrupted
 from gen.deploy.faults import checkpoint
 from gen.deploy.health import Probe, wait_healthy
 from gen.deploy.options import Options, Progress, no_progress
-from gen.model.naming import network_name, volume_name
+from gen.engine.base import Engine
+from gen.model.naming import LABEL_PROFILE, network_name, volume_name
 from gen.model.plan import Plan
 from store.errors import StoreError
 
@@ -42,7 +43,7 @@ class UndoLog:
 
 
 class Activation:
-    def __init__(self, engine, target: Compiled, plan: Plan, options: Options = Options(),
+    def __init__(self, engine: Engine, target: Compiled, plan: Plan, options: Options = Options(),
                  progress: Progress = no_progress):
         self.engine = engine
         self.target = target
@@ -90,10 +91,10 @@ class Activation:
         for image in sorted({self.target.services[s.service][1]["image_id"] for s, _ in new}):
             self.engine.image_id(image, f"image {image[:19]}")
         if new:
-            self.engine.ensure_network(network_name(self.profile), {"gen.profile": self.profile})
+            self.engine.ensure_network(network_name(self.profile), {LABEL_PROFILE: self.profile})
             checkpoint("network")
         for vol in self.target.manifest["volumes"]:
-            self.engine.ensure_volume(volume_name(self.profile, vol), {"gen.profile": self.profile})
+            self.engine.ensure_volume(volume_name(self.profile, vol), {LABEL_PROFILE: self.profile})
             checkpoint(f"volume {vol}")
         self._parallel(self._create, new)
 

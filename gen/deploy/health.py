@@ -126,7 +126,7 @@ class Probe:
             return None
         return cls.of({"test": test, "timeout_ms": info.health_timeout_ms}, info.user)
 
-    def advance(self, engine, cid: str, now: float) -> bool:
+    def advance(self, engine: Engine, cid: str, now: float) -> bool:
         """One step, once per poll: collect the probe in flight, or start the next when due. True once
         a probe passed. Engine errors (the container just stopped, say) are a failed probe: the
         observation of the container itself reports what happened."""
@@ -152,7 +152,7 @@ class Probe:
         return False
 
 
-def _fail(engine, service: str, cid: str, reason: str, c) -> None:
+def _fail(engine: Engine, service: str, cid: str, reason: str, c) -> None:
     detail = ""
     try:
         info = engine.inspect(cid)

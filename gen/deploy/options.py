@@ -1,8 +1,13 @@
-"""How an activation runs (timeouts, the stability window) and how it reports progress."""
+"""How an activation runs (timeouts, the stability window), how it reports progress, what it returns.
+
+Kept apart from the transaction so that importing them (gen.api does) costs nothing."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
+
+if TYPE_CHECKING:
+    from gen.model.plan import Plan
 
 Progress = Callable[[str, str, str], None]      # (service, phase, detail); service "" = profile-wide
 
@@ -14,6 +19,17 @@ class Options:
     poll_s: float = 0.05             # one engine list call per poll
     workers: int = 16
     early_probes: bool = True        # run healthchecks ourselves while Docker still says "starting" (see Probe)
+
+
+@dataclass(frozen=True)
+class Result:
+    profile: str
+    generation: int | None
+    manifest: str
+    plan: "Plan | None"
+    changed: bool                  # did anything on the engine or the pointer change
+    message: str
+    duration_s: float = 0.0
 
 
 def no_progress(service: str, phase: str, detail: str = "") -> None:

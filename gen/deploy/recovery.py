@@ -6,7 +6,8 @@ stopped), planning `current` against what runs yields exactly the steps that res
 """
 from __future__ import annotations
 
-from gen.deploy.transaction import Deployer, Result
+from gen.deploy.options import Result
+from gen.deploy.transaction import Deployer
 from gen.model.compile import Compiled, compile_empty
 from gen.state.manifests import load_compiled
 from gen.state.profile import Profile

@@ -17,7 +17,7 @@ from typing import Callable
 
 from gen.deploy.activation import Activation
 from gen.deploy.faults import checkpoint
-from gen.deploy.options import Options, Progress, no_progress
+from gen.deploy.options import Options, Progress, Result, no_progress
 from gen.engine.base import Engine
 from gen.errors import ActivationFailed, GenError
 from gen.model.compile import Compiled
@@ -28,17 +28,6 @@ from gen.state.profile import Profile
 from store import Store
 from store.errors import StoreError
 from store.objects import HASH_RE
-
-
-@dataclass(frozen=True)
-class Result:
-    profile: str
-    generation: int | None
-    manifest: str
-    plan: Plan | None
-    changed: bool                  # did anything on the engine or the pointer change
-    message: str
-    duration_s: float = 0.0
 
 
 @dataclass

@@ -191,7 +191,7 @@ class DockerEngine:
                 raise
             self._wait_gone(cid)   # a removal asked for by an earlier (killed) gen is still running
 
-    # -- early health probes (see gen.health.Probe) -------------------------------------------
+    # -- early health probes (see gen.deploy.health.Probe) -------------------------------------------
     @_translated(lambda cid, *_: f"container {cid[:12]}")
     def probe_start(self, cid: str, argv: list[str], user: str) -> str:
         """Start argv inside the container, detached, as Docker runs a healthcheck; returns the exec id."""

@@ -16,7 +16,12 @@ RUNNING_STATES = frozenset({"running"})
 
 @dataclass(frozen=True)
 class Observed:
-    """One gen-labelled container as the engine reports it."""
+    """One gen-labelled container as the engine's list call reports it (Engine.observe).
+
+    What every backend must report, as Docker's list call does: `health` only while running (None
+    when the container has no healthcheck); `exit_code` only once it has exited (None while it is
+    restarting); `host_ports` only while running (a port published on every address as "0.0.0.0").
+    """
     id: str
     name: str
     service: str

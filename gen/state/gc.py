@@ -15,7 +15,7 @@ pins (gen.state.pins).
    of an interrupted activation (journal); from a root, every string inside an object that is a
    64-hex object name present in the store is followed (a manifest names its service objects).
    Following every such string over-approximates, so gc may keep an object, never lose one.
-3. **Image pins** (gen.pins) of the chosen profiles follow the kept generations: gc pins every image
+3. **Image pins** (gen.state.pins) of the chosen profiles follow the kept generations: gc pins every image
    a kept generation uses and releases the pins no kept generation of that profile uses.
 
 Concurrency. gc takes the lock of every profile (sorted by name, then any profile created

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import os
 import re
-from pathlib import Path
 
 from gen.errors import ProfileError, SpecError
 from gen.model.compile import Compiled
 from gen.model.diff import Side
 from gen.state.manifests import load_compiled
-from gen.state.profile import Generation, Profile, find_profile, iso_time
+from gen.state.profile import Generation, Profile, iso_time
 from store import Store
 from store.errors import StoreError
 
@@ -29,14 +28,6 @@ def is_spec_ref(ref: str) -> bool:
     if ref.lower().endswith(SPEC_SUFFIXES):
         return True
     return ref != "current" and not HASH_PREFIX_RE.fullmatch(ref.lower()) and not ref.isdigit() and os.path.isfile(ref)
-
-
-def generations(state_dir: Path, name: str | None) -> tuple[Profile, list[Generation], int | None]:
-    """A profile's generations and its current number (what `gen list` shows)."""
-    prof = find_profile(state_dir, name)
-    if not prof.exists():
-        raise ProfileError(f"profile {prof.name}", "has no generations")
-    return prof, prof.generations(), prof.current_number()
 
 
 def resolve_ref(store: Store, prof: Profile, ref: str) -> tuple[Compiled | None, Side]:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from gen.errors import LockBusy, ProfileError
 from gen.model.naming import NAME_RE
+from gen.model.types import GenerationRecord, Journal
 from store.errors import LockTimeout
 from store.fsutil import FileLock, atomic_symlink, atomic_write, ensure_dir, read_link
 
@@ -105,9 +106,11 @@ class Profile:
         gen = Generation((newest.number + 1) if newest else 1, manifest,
                          datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z"), services, source)
         ensure_dir(self._generations)
-        atomic_write(self._generations / f"{gen.number}.json",
-                     _dumps({"generation": gen.number, "manifest": gen.manifest, "created": gen.created,
-                             "services": services, **({"source": source} if source else {})}))
+        record: GenerationRecord = {"generation": gen.number, "manifest": gen.manifest, "created": gen.created,
+                                    "services": services}
+        if source:
+            record["source"] = source
+        atomic_write(self._generations / f"{gen.number}.json", _dumps(record))
         return gen
 
     def set_current(self, number: int) -> None:
@@ -143,11 +146,11 @@ class Profile:
             lock.release()
 
     def begin(self, kind: str, from_gen: int | None, to_manifest: str, to_gen: int | None) -> None:
-        record = {"pid": os.getpid(), "kind": kind, "from": from_gen, "to": to_manifest,
-                  "to_generation": to_gen, "started": time.time()}
+        record: Journal = {"pid": os.getpid(), "kind": kind, "from": from_gen, "to": to_manifest,
+                           "to_generation": to_gen, "started": time.time()}
         atomic_write(self._journal, _dumps(record), mode=0o600)
 
-    def journal(self) -> dict | None:
+    def journal(self) -> Journal | None:
         try:
             return json.loads(self._journal.read_bytes())
         except FileNotFoundError:
@@ -197,6 +200,14 @@ def find_profile(state_dir: Path, name: str | None) -> Profile:
         return Profile(state_dir, names[0])
     raise ProfileError("profile", "none exists yet" if not names else
                        f"several exist ({', '.join(names)}); choose one with -p NAME")
+
+
+def history(state_dir: Path, name: str | None) -> tuple[Profile, list[Generation], int | None]:
+    """A profile's generations and its current number (what `gen list` shows)."""
+    prof = find_profile(state_dir, name)
+    if not prof.exists():
+        raise ProfileError(f"profile {prof.name}", "has no generations")
+    return prof, prof.generations(), prof.current_number()
 
 
 def list_profiles(state_dir: Path) -> list[str]:
