@@ -176,13 +176,23 @@ class Gen:
 
     def status(self, profile: str | None = None):
         """The engine against `current`: per service ok or what is wrong; extras; an interrupted activation."""
-        from gen.deploy.status import status
+        from gen.deploy.status import in_progress, status
+        from gen.errors import LockBusy
         from gen.model.compile import compile_empty
         prof = self.profile(profile)
-        current = prof.current()
-        compiled = self._load(current.manifest) if current else compile_empty(prof.name)
-        return status(prof.name, current.number if current else None, compiled,
-                      self._deployer().plan(prof, compiled), self.engine.observe(prof.name), prof.journal())
+        try:
+            lock = prof.acquire(0)       # a consistent snapshot: no activation may move things meanwhile
+        except LockBusy as busy:
+            current = prof.current()
+            return in_progress(prof.name, current.number if current else None,
+                               current.manifest if current else None, busy.holder_pid, prof.journal())
+        try:
+            current = prof.current()
+            compiled = self._load(current.manifest) if current else compile_empty(prof.name)
+            return status(prof.name, current.number if current else None, compiled,
+                          self._deployer().plan(prof, compiled), self.engine.observe(prof.name), prof.journal())
+        finally:
+            lock.release()
 
     def generations(self, profile: str | None = None) -> tuple[Profile, list[Generation], int | None]:
         """A profile's generations and its current number (what `gen list` shows)."""

@@ -36,6 +36,16 @@ class ImageMissing(EngineError):
         self.image = image
 
 
+class StateTooFull(GenError):
+    """The state directory's disk has too little free space to commit: refused before anything is touched."""
+
+    def __init__(self, path: str, free: int, needed: int):
+        super().__init__(f"state directory {path}", f"only {free // 1024} KiB free, at least {needed // 1024} KiB "
+                         "are needed to commit; free some space (nothing was changed)")
+        self.free = free
+        self.needed = needed
+
+
 class ProfileError(GenError):
     """Unknown profile, no such generation, nothing older to roll back to, ..."""
 
@@ -61,9 +71,14 @@ class ActivationFailed(GenError):
         self.restored = restored
 
     @classmethod
-    def wrap(cls, error) -> "ActivationFailed":
-        """A failure while preparing or starting (engine refused, image gone) becomes an activation failure."""
-        return error if isinstance(error, cls) else cls(error.subject, error.reason)
+    def wrap(cls, error: BaseException) -> "ActivationFailed":
+        """A failure while preparing or starting (engine refused, image gone, or an exception that is
+        not gen's own: a read timeout from a hung engine, a bug) becomes an activation failure."""
+        if isinstance(error, cls):
+            return error
+        if hasattr(error, "subject") and hasattr(error, "reason"):
+            return cls(error.subject, error.reason)
+        return cls("activation", f"unexpected {type(error).__name__}: {error}")
 
     def mark_not_restored(self, problem: str) -> None:
         self.restored = False
@@ -74,3 +89,28 @@ class ActivationFailed(GenError):
 class Interrupted(GenError):
     """An earlier activation was interrupted and the engine does not match `current`."""
     exit_code = 3
+
+
+class CorruptState(GenError, ValueError):
+    """A file or store object of the state directory is damaged, foreign, or of a format this gen does
+    not know. Raised on read, before anything is changed; `path` names the file (or `object <hash>`).
+
+    Also a ValueError: it is a bad value read from disk, so callers that guard their reads of state
+    with `except ValueError` (gen verify lists such problems) keep catching it."""
+
+    def __init__(self, path: str, reason: str, *, exit_code: int = 1):
+        super().__init__(str(path), reason)
+        self.path = str(path)
+        self.exit_code = exit_code
+
+
+class UnknownFormat(CorruptState):
+    """An object or file written in a format this gen cannot read (a newer gen's, or a foreign one)."""
+
+    def __init__(self, path: str, kind: str, found: object, known: tuple[int, ...], *, exit_code: int = 1):
+        versions = ", ".join(map(str, known))
+        super().__init__(path, f"{kind} has format {found!r}, but this gen reads format {versions} only "
+                         "(written by a newer gen?); nothing was changed", exit_code=exit_code)
+        self.kind = kind
+        self.found = found
+        self.known = known

@@ -341,10 +341,7 @@ def test_named_volumes_are_never_removed(engine, second, fails):
         assert engine.observe(P) == [] and network_name(P) not in engine.networks
 
 
-# -- known gaps (DESIGN rules 4 and 5, issues 10 and 11): each states the promise and fails today --------
-@pytest.mark.xfail(strict=True, reason="issue 10: an exception that is not a GenError/StoreError skips the undo "
-                                       "(Activation.run catches only those): new containers keep running, old "
-                                       "ones stay stopped")
+# -- the edges of issue 10, and one known gap (DESIGN rule 4, issue 11: still xfail) -----------------
 @pytest.mark.parametrize("where, error", [
     ("commit", OSError(28, "No space left on device")),
     ("commit", KeyError("services")),
@@ -369,9 +366,6 @@ def test_any_exception_undoes(engine, monkeypatch, where, error):
     assert {c.id: c.state for c in engine.observe(P)} == {cid: state for cid, _, state, _ in before.values()}
 
 
-@pytest.mark.xfail(strict=True, reason="issue 10: a paused container counts as 'not running', the plan repairs it "
-                                       "with start(), which the engine refuses for a paused container; the "
-                                       "Engine interface has no unpause")
 def test_a_paused_container_runs_again_after_a_switch(engine):
     switch(engine, spec(svc("db"), svc("web", deps=["db"])))
     db = view(engine)["db"][0]
@@ -392,11 +386,69 @@ def test_two_writers_never_share_a_volume(engine):
     assert at_commit[0][old] == "exited", "the old writer still ran when the new one started"
 
 
-@pytest.mark.xfail(strict=True, reason="DESIGN rule 5: a failure names its service, but a start() the engine refuses "
-                                       "becomes ActivationFailed.wrap(EngineError('container <id>', ...)): no service")
 def test_a_refused_start_names_its_service(engine):
     switch(engine, spec(svc("web")))
     engine.script("app:2", fail_start="OCI runtime create failed")
     with pytest.raises(ActivationFailed) as failed:
         switch(engine, spec(svc("web", "app:2")))
     assert failed.value.service == "web" and "web" in str(failed.value)
+
+
+# -- the two-phase commit: what may be undone, then the flip; a flip that happened is never undone ----
+class FakePointer:
+    """`current` and the records of a profile, as the commit sees them; each phase can be made to fail."""
+
+    def __init__(self, fail: str | None = None):
+        self.current, self.records, self.fail = "old", ["old"], fail
+
+    def commit(self) -> "Commit":
+        from gen.deploy.activation import Commit
+
+        def prepare():
+            self.records.append("new")
+            if self.fail == "prepare":
+                raise OSError(5, "Input/output error")
+
+        def flip():
+            if self.fail == "rename":                  # the rename itself failed: nothing moved
+                raise StateUnwritable.from_os_error("current", OSError(28, "No space left on device"))
+            self.current = "new"
+            if self.fail == "fsync":                   # the rename returned; the directory fsync did not
+                raise StateUnwritable.from_os_error("profiles/shop", OSError(5, "Input/output error"))
+            return 7
+
+        return Commit(prepare=prepare, flip=flip, flipped=lambda: self.current == "new",
+                      abandon=lambda: self.records.remove("new"))
+
+
+@pytest.mark.parametrize("fail", ["prepare", "rename"])
+def test_a_commit_that_fails_before_the_flip_is_undone_and_abandoned(engine, fail):
+    switch(engine, BEFORE)
+    before = {cid: state for cid, _, state, _ in view(engine).values()}
+    pointer = FakePointer(fail)
+    with pytest.raises(ActivationFailed) as failed:
+        switch(engine, spec(svc("db", "app:2", update="stop-first"), svc("web", "app:2", deps=["db"], ports=[8080])),
+               commit=pointer.commit())
+    assert failed.value.restored and failed.value.exit_code == 2
+    assert {c.id: c.state for c in engine.observe(P)} == before
+    assert (pointer.current, pointer.records) == ("old", ["old"])
+
+
+def test_a_failure_after_the_flip_finishes_forward_and_is_never_undone(engine):
+    switch(engine, BEFORE)
+    old = {cid for cid, *_ in view(engine).values()}
+    pointer = FakePointer("fsync")
+    with pytest.raises(Interrupted) as interrupted:
+        switch(engine, spec(svc("db", "app:2", update="stop-first"), svc("web", "app:2", deps=["db"], ports=[8080])),
+               commit=pointer.commit())
+    assert interrupted.value.exit_code == 3 and "gen recover" in str(interrupted.value)
+    assert pointer.current == "new" and pointer.records == ["old", "new"]
+    running = view(engine)
+    assert {image for _, image, state, _ in running.values() if state == "running"} == {IMAGES["app:2"]}
+    assert old.isdisjoint(cid for cid, *_ in running.values()), "the old generation's containers were removed"
+
+
+def test_run_returns_what_the_flip_returned(engine):
+    assert Activation(engine, compile_spec(parse_spec(BEFORE), P, lambda ref, key: IMAGES[ref]),
+                      plan(P, compile_spec(parse_spec(BEFORE), P, lambda ref, key: IMAGES[ref]).services, [], {}),
+                      FAST).run(FakePointer().commit()) == 7

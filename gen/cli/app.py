@@ -140,11 +140,14 @@ def recover(profile: Optional[str] = ProfileOpt, state_dir: Optional[Path] = Sta
 
 
 def _render_result(result, dry_run: bool, as_json: bool) -> None:
+    for warning in result.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     if as_json:
         from gen.cli.progress import plan_json
         _json({"profile": result.profile, "generation": result.generation, "hash": result.manifest,
                "changed": result.changed, "message": result.message, "duration_s": round(result.duration_s, 3),
-               "plan": plan_json(result.plan) if result.plan is not None else []})
+               "plan": plan_json(result.plan) if result.plan is not None else [],
+               "warnings": list(result.warnings)})
         return
     if dry_run and result.plan is not None:
         print(_render_plan(result.plan))
@@ -164,6 +167,8 @@ def status(profile: Optional[str] = ProfileOpt, state_dir: Optional[Path] = Stat
     else:
         from gen.cli.views import render_status
         print(render_status(report))
+    if report.busy:
+        raise typer.Exit(BUSY_EXIT)
     if not report.ok:
         raise typer.Exit(3)
 
@@ -311,5 +316,18 @@ def main(argv: list[str] | None = None) -> int:
         if hasattr(e, "show") and hasattr(e, "exit_code"):    # typer's (click's) usage errors
             e.show()
             return 1          # bad input is 1, never 2 (2 means "activation failed and rolled back")
-        raise
+        return _unexpected(e)
     return 0
+
+
+BUSY_EXIT = 4            # `gen status` while an activation runs: nothing was judged
+UNEXPECTED_EXIT = 70     # sysexits EX_SOFTWARE: an internal error
+
+
+def _unexpected(e: Exception) -> int:
+    """A bug or a failure gen does not know (not a GenError): one line, no traceback, exit 70. A
+    transaction in flight undid itself before this point; if something still looks wrong, recover."""
+    text = " ".join(str(e).split())[:300]
+    print(f"error: unexpected {type(e).__name__}{': ' + text if text else ''} (a bug in gen; "
+          "if the engine does not match `current`, run `gen recover`)", file=sys.stderr)
+    return UNEXPECTED_EXIT

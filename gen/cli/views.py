@@ -39,9 +39,13 @@ def render_status(report) -> str:
         rows.append(f"  BAD {c['service']:<16} {c['hash'][:12]}  {c['state']}  -- extra container {c['name']}")
     if report.activation:
         a = report.activation
-        rows.append(f"  activation {a['state']}: {a['kind']} by pid {a['pid']} (from generation {a['from']}); "
+        rows.append(f"  activation {a['state']}: {a.get('kind')} by pid {a.get('pid')} (from generation {a.get('from')}); "
                     + ("wait for it" if a["state"] == "in progress" else "`gen recover` repairs it"))
-    rows.append("the engine matches the current generation" if report.ok else "DRIFT: the engine does not match the current generation")
+    if report.busy:
+        rows.append("ACTIVATION IN PROGRESS: nothing was judged; run `gen status` again once it is done")
+    else:
+        rows.append("the engine matches the current generation" if report.ok
+                    else "DRIFT: the engine does not match the current generation")
     return "\n".join(rows)
 
 

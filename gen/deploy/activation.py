@@ -2,10 +2,13 @@
 
     prepare (images, network, volumes, create containers)  -- nothing running is touched yet
     per dependency level: stop what must stop first, start the new, wait for health
-    commit (the caller flips `current`), then remove the old containers
+    commit, in two phases (see Commit): what may still be undone, then the flip of `current`
+    remove the old containers
 
-Any failure before commit undoes everything this transaction did, in reverse: created containers
-are removed, stopped ones started again (and checked), started ones stopped again. Named volumes are
+Any failure before the flip (any exception, not only gen's own) undoes everything this transaction
+did, in reverse: created containers are removed, stopped ones started again (and checked), started
+ones stopped again, the commit's first phase abandoned. Once the flip has happened, nothing is
+undone: a failure after it finishes forward and reports exit 3 (the journal stays). Named volumes are
 never removed. A crash at any point is repaired by converging on `current` with the same code
 (gen.deploy.recovery), because every container is labelled and named by its content hash.
 """
@@ -29,6 +32,23 @@ from gen.engine.base import Engine
 from gen.model.naming import LABEL_PROFILE, network_name, volume_name
 from gen.model.plan import Plan
 from store.errors import StoreError
+
+@dataclass
+class Commit:
+    """What makes an activation count, in two phases.
+
+    prepare(): everything that may still be undone (store writes, image pins, the generation record);
+    flip(): the commit point (the atomic rename of `current`); returns what run() reports;
+    flipped(): has the commit point moved? Asked when flip() raised: the rename may have happened
+      before the error (an fsync of the directory after it failed), and a rename that happened is
+      never undone;
+    abandon(): take back what prepare() did that must not outlive a failed activation.
+    """
+    flip: Callable[[], object]
+    prepare: Callable[[], None] = lambda: None
+    flipped: Callable[[], bool] = lambda: False
+    abandon: Callable[[], None] = lambda: None
+
 
 @dataclass
 class UndoLog:
@@ -58,32 +78,46 @@ class Activation:
         self._unsettled: dict[str, str] = {}     # started without a healthcheck, window not yet checked
         self._inflight: list = []                # futures of the last parallel batch
 
-    def run(self, commit: Callable[[], None]) -> None:
-        """Prepare, start, gate on health, commit, clean up. Raises ActivationFailed after undoing."""
+    def run(self, commit: Commit | Callable[[], object]) -> object:
+        """Prepare, start, gate on health, commit, clean up; returns what commit.flip() returned.
+        Raises ActivationFailed after undoing, or Interrupted (exit 3) when something failed after the
+        flip (then the new generation is current and nothing was undone)."""
+        commit = commit if isinstance(commit, Commit) else Commit(flip=commit)
         deadline = time.monotonic() + self.options.timeout_s
+        after_flip: BaseException | None = None
         try:
             try:
                 self._prepare()
                 for level in self.plan.by_level():
                     self._start_level(level, deadline)
                 self._settle(deadline)
+                commit.prepare()
+                checkpoint("commit prepared")
                 with _interrupts_deferred():
-                    commit()     # last and atomic: once the pointer moved, nothing here can fail any more
+                    outcome, after_flip = _flip(commit)
             except KeyboardInterrupt:
                 # Ctrl-C or SIGTERM before the commit: undo, as for any other failure. Let the engine
                 # calls already in flight finish first, so that the undo log is complete.
                 wait_futures(self._inflight)
-                self._undo_and_raise(GenError("activation", "interrupted by a signal before the commit"))
-            except (GenError, StoreError) as failure:
-                self._undo_and_raise(failure)
+                self._undo_and_raise(GenError("activation", "interrupted by a signal before the commit"), commit)
+            except Exception as failure:         # any exception, gen's own or not, before the flip: undo
+                self._undo_and_raise(failure, commit)
             checkpoint("committed")
-            try:
-                self._cleanup()
-            except GenError as e:
-                raise Interrupted("cleanup", f"the new generation is committed and running, but removing the old "
-                                  f"containers failed ({e}); run `gen recover`") from None
+            self._finish_forward(after_flip)
+            return outcome
         finally:
             self._pool.shutdown(wait=True)
+
+    def _finish_forward(self, after_flip: BaseException | None) -> None:
+        """After the flip: remove the old containers; report (never undo) what went wrong."""
+        try:
+            self._cleanup()
+        except Exception as e:
+            raise Interrupted("cleanup", f"the new generation is committed and running, but removing the old "
+                              f"containers failed ({_describe(e)}); run `gen recover`") from None
+        if after_flip is not None:
+            raise Interrupted("commit", f"the new generation is current and running, but the commit may not be "
+                              f"durable ({_describe(after_flip)}); run `gen recover` once the disk is healthy") from None
 
     # -- prepare: everything that can fail before anything running is touched ----------------------
     def _prepare(self) -> None:
@@ -102,8 +136,9 @@ class Activation:
         h, obj = self.target.services[step.service]
         self.progress(step.service, "creating", c.name)
         volumes = {v: volume_name(self.profile, v) for v in self.target.manifest["volumes"]}
-        cid = self.engine.create(self.profile, step.service, obj, h, self.target.manifest_hash, c.replica,
-                                 c.name, network_name(self.profile), volumes)
+        with _naming(step.service, f"container {c.name} could not be created"):
+            cid = self.engine.create(self.profile, step.service, obj, h, self.target.manifest_hash, c.replica,
+                                     c.name, network_name(self.profile), volumes)
         self.undo_log.add("created", cid)
         self._new_ids[c.name] = cid
         checkpoint(f"created {c.name}")
@@ -166,7 +201,8 @@ class Activation:
         self.progress(service, "starting", cid[:12])
         if cid not in self.undo_log.created:
             self.undo_log.add("started", cid)
-        self.engine.start(cid)
+        with _naming(service, f"container {cid[:12]} could not start"):
+            self.engine.start(cid)
         self._started_at[cid] = time.monotonic()
         checkpoint(f"started {cid[:12]}")
 
@@ -191,7 +227,7 @@ class Activation:
         checkpoint(f"removed {cid[:12]}")
 
     # -- undo ------------------------------------------------------------------------------------
-    def _undo_and_raise(self, failure: GenError | StoreError) -> None:
+    def _undo_and_raise(self, failure: BaseException, commit: Commit) -> None:
         restored, problem = True, ""
         try:
             self._parallel(lambda cid: self.engine.remove(cid), [(cid,) for cid in self.undo_log.created])
@@ -204,8 +240,12 @@ class Activation:
             wait_healthy(self.engine, self.profile, {cid: None for cid in again}, again,
                          time.monotonic() + self.options.timeout_s, self.options, self._pool.map,
                          {cid: probe for cid, probe in probes.items() if probe})
-        except GenError as e:
-            restored, problem = False, str(e)
+        except Exception as e:
+            restored, problem = False, _describe(e)
+        try:
+            commit.abandon()
+        except Exception as e:       # a generation record left behind is harmless: it was never current
+            self.progress("", "warning", f"a prepared generation record could not be taken back ({_describe(e)})")
         failed = ActivationFailed.wrap(failure)
         if not restored:
             failed.mark_not_restored(problem)
@@ -226,6 +266,31 @@ class Activation:
         errors = [f.exception() for f in futures if f.exception() is not None]
         if errors:
             raise errors[0]
+
+
+def _flip(commit: Commit) -> tuple[object, BaseException | None]:
+    """(what flip returned, None), or (None, the error) when flip raised after the commit point moved."""
+    try:
+        return commit.flip(), None
+    except BaseException as e:
+        if commit.flipped():
+            return None, e
+        raise
+
+
+@contextmanager
+def _naming(service: str, what: str):
+    """An engine error about a container becomes a failure that names its service (DESIGN rule 5)."""
+    try:
+        yield
+    except GenError as e:
+        if isinstance(e, ActivationFailed):
+            raise
+        raise ActivationFailed(f"service {service}", f"{what}: {e.reason}", service=service) from None
+
+
+def _describe(e: BaseException) -> str:
+    return str(e) if isinstance(e, (GenError, StoreError)) else f"{type(e).__name__}: {e}"
 
 
 @contextmanager

@@ -30,6 +30,7 @@ class Result:
     changed: bool                  # did anything on the engine or the pointer change
     message: str
     duration_s: float = 0.0
+    warnings: tuple[str, ...] = ()  # bookkeeping that failed after the outcome was decided
 
 
 def no_progress(service: str, phase: str, detail: str = "") -> None:

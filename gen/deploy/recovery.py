@@ -17,7 +17,7 @@ def converge(d: Deployer, prof: Profile) -> Result:
     """Make the engine run `current` (nothing, before the first generation). Caller holds the lock."""
     current = prof.current()
     compiled: Compiled = load_compiled(d.store, current.manifest) if current else compile_empty(prof.name)
-    return d.activate(prof, compiled, "recover", lambda: current.number if current else None)
+    return d.activate(prof, compiled, "recover", d.commit_nothing(current.number if current else None))
 
 
 def recover_if_interrupted(d: Deployer, prof: Profile) -> None:

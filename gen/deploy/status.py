@@ -1,7 +1,11 @@
-"""`gen status`: the current generation against what the engine runs. Read-only: no lock, no writes.
+"""`gen status`: the current generation against what the engine runs. Read-only: no writes.
 
 Drift is computed with the same planner that activation uses: anything the planner would do to
-reach `current` is drift, plus containers that run but fail their healthcheck.
+reach `current` is drift, plus containers that run but fail their healthcheck. The caller reads a
+consistent snapshot (gen.api holds the profile's lock, taken without waiting, while it reads
+`current`, the engine and the journal); when an activation holds the lock, the status is
+`in_progress`: what runs is half-way between two generations by design, and calling it drift would
+be a false alarm.
 """
 from __future__ import annotations
 
@@ -34,6 +38,11 @@ class Status:
     def ok(self) -> bool:
         return all(s.ok for s in self.services) and not self.extra and not self.activation
 
+    @property
+    def busy(self) -> bool:
+        """An activation is running right now: nothing was judged."""
+        return bool(self.activation) and self.activation.get("state") == "in progress"
+
     def to_json(self) -> dict:
         return {"profile": self.profile, "generation": self.generation, "hash": self.manifest, "ok": self.ok,
                 "services": [s.__dict__ for s in self.services], "extra": self.extra,
@@ -48,6 +57,14 @@ def status(profile: str, generation: int | None, compiled: Compiled, plan: Plan,
              if by_id[cid].service not in compiled.services or by_id[cid].hash != compiled.services[by_id[cid].service][0]]
     return Status(profile, generation, compiled.manifest_hash if generation else None, services, extra,
                   _activation(journal))
+
+
+def in_progress(profile: str, generation: int | None, manifest: str | None, holder_pid: int | None,
+                journal: dict | None) -> Status:
+    """The status while another process holds the profile's lock (an activation, or gc)."""
+    activation = {**(journal or {"kind": "activation", "from": generation}), "pid": holder_pid or (journal or {}).get("pid"),
+                  "state": "in progress"}
+    return Status(profile, generation, manifest, [], [], activation)
 
 
 def _service_status(compiled: Compiled, plan: Plan, name: str, observed: list[Observed]) -> ServiceStatus:

@@ -2,32 +2,39 @@
 
     plan(observed, manifest) -> journal written -> Activation.run(commit) -> journal removed -> logged
 
-The caller holds the profile's lock. `commit` is what makes the outcome count: for a switch, the
-generation record and the flip of `current` (commit_switch); for a rollback, the flip alone; for a
-recovery, nothing (it converges on `current`). The journal is written before the first engine
+The caller holds the profile's lock. The Commit is what makes the outcome count: for a switch,
+the image pins and the generation record, then the flip of `current` (commit_switch); for a
+rollback, the flip alone; for a recovery, nothing (it converges on `current`). Bookkeeping after
+the outcome is decided (the journal's removal, the activation log) is best effort: its failure is
+a warning, never a changed outcome. The journal is written before the first engine
 call and removed only once the engine matches either the old or the new generation, so a process
 killed anywhere in between leaves a journal that the next mutating command recovers from first
 (gen.deploy.recovery).
 """
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 from typing import Callable
 
-from gen.deploy.activation import Activation
+from gen.deploy.activation import Activation, Commit
 from gen.deploy.faults import checkpoint
 from gen.deploy.options import Options, Progress, Result, no_progress
 from gen.engine.base import Engine
-from gen.errors import ActivationFailed, GenError
+from gen.errors import ActivationFailed, StateTooFull
 from gen.model.compile import Compiled
 from gen.model.plan import Plan, plan
 from gen.state.manifests import store_compiled
 from gen.state.pins import pin_images
 from gen.state.profile import Profile
 from store import Store
-from store.errors import StoreError
 from store.objects import HASH_RE
+
+# Free space the state directory must have before anything running is touched: the commit writes a
+# generation record, a symlink and a log line (a few KiB); a full disk must fail the switch before
+# the old containers are stopped, not at the commit, after an outage.
+COMMIT_RESERVE_BYTES = 1 << 20
 
 
 @dataclass
@@ -54,54 +61,106 @@ class Deployer:
         return Result(prof.name, current.number if current else None, compiled.manifest_hash, p, False,
                       "dry run: nothing was changed")
 
-    def activate(self, prof: Profile, compiled: Compiled, kind: str, commit: Callable[[], int | None]) -> Result:
-        """Make the engine run `compiled`, then commit(); or undo and raise. Caller holds the lock."""
+    def activate(self, prof: Profile, compiled: Compiled, kind: str, commit: Commit) -> Result:
+        """Make the engine run `compiled`, then commit; or undo and raise. Caller holds the lock."""
         started = time.monotonic()
         current = prof.current()
         p = self.plan(prof, compiled)
         if p.is_noop and current and current.manifest == compiled.manifest_hash:
             return Result(prof.name, current.number, compiled.manifest_hash, p, False,
                           f"generation {current.number} is already current; nothing to do")
+        if not p.is_noop:
+            check_free_space(prof)
         self.on_plan(p)
         prof.begin(kind, current.number if current else None, compiled.manifest_hash, None)
         checkpoint("journal written")
         record = {"kind": kind, "from": current.number if current else None, "started": time.time()}
-        number_box: list[int | None] = []
+        warnings: list[str] = []
         try:
-            Activation(self.engine, compiled, p, self.options, self.progress).run(
-                lambda: number_box.append(commit()))
-        except (GenError, StoreError) as e:
+            number = Activation(self.engine, compiled, p, self.options, self.progress).run(commit)
+        except Exception as e:
             if isinstance(e, ActivationFailed) and e.restored:
-                prof.end()     # the previous state is back; otherwise the journal stays for recovery
-            prof.log_activation({**record, "to": compiled.manifest_hash[:12], "outcome": f"failed: {e}",
-                                 "duration_s": round(time.monotonic() - started, 3)})
+                # the previous state is back; otherwise the journal stays for recovery
+                self._best_effort(warnings, "removing the journal", prof.end)
+            self._best_effort(warnings, "writing the activation log", prof.log_activation, {
+                **record, "to": compiled.manifest_hash[:12], "outcome": f"failed: {e}",
+                "duration_s": round(time.monotonic() - started, 3)})
             raise
-        prof.end()
+        self._best_effort(warnings, "removing the journal (the next command recovers first, harmlessly)", prof.end)
         checkpoint("journal removed")
-        number = number_box[0]
         duration = time.monotonic() - started
-        prof.log_activation({**record, "to": number, "outcome": "ok", "duration_s": round(duration, 3)})
+        self._best_effort(warnings, "writing the activation log", prof.log_activation, {
+            **record, "to": number, "outcome": "ok", "duration_s": round(duration, 3)})
         message = f"generation {number} is now current" if number else "no generation is current; no containers run"
-        return Result(prof.name, number, compiled.manifest_hash, p, True, message, duration)
+        return Result(prof.name, number, compiled.manifest_hash, p, True, message, duration, tuple(warnings))
+
+    def _best_effort(self, warnings: list[str], what: str, fn, *args) -> None:
+        """Bookkeeping whose failure must not change an outcome already decided: warn, go on."""
+        try:
+            fn(*args)
+        except Exception as e:
+            text = f"{what} failed: {e}"
+            warnings.append(text)
+            self.progress("", "warning", text)
 
     def commit_switch(self, prof: Profile, compiled: Compiled,
-                      record_source: Callable[[], str | None] = lambda: None) -> Callable[[], int]:
-        """The commit of a switch: the closure written again, images pinned, a generation recorded
-        (only when the manifest differs from the newest, as in Nix), then `current` flipped."""
-        def commit() -> int:
-            store_compiled(self.store, compiled)    # gc may have collected this build while we waited for the lock
+                      record_source: Callable[[], str | None] = lambda: None) -> Commit:
+        """The commit of a switch. Now, before anything running is touched: the closure written
+        again (gc may have collected this build while we waited for the lock). Then images pinned
+        and a generation recorded (only when the manifest differs from the newest, as in Nix), both
+        undoable; then `current` flipped."""
+        store_compiled(self.store, compiled)
+        chosen: list[int] = []
+        appended: list[int] = []
+
+        def prepare() -> None:
             pin_images(self.engine, prof.name, compiled)   # a recorded generation's images survive `image prune`
             newest = prof.newest()
-            gen = newest if newest and newest.manifest == compiled.manifest_hash else prof.append(
-                compiled.manifest_hash, len(compiled.services), source=record_source())
+            if newest and newest.manifest == compiled.manifest_hash:
+                chosen.append(newest.number)
+            else:
+                gen = prof.append(compiled.manifest_hash, len(compiled.services), source=record_source())
+                chosen.append(gen.number)
+                appended.append(gen.number)
             checkpoint("generation recorded")
-            prof.set_current(gen.number)
-            return gen.number
-        return commit
 
-    def commit_rollback(self, prof: Profile, number: int) -> Callable[[], int]:
+        def abandon() -> None:
+            for n in appended:
+                if prof.current_number() != n:
+                    prof.delete_generation(n)
+        return Commit(prepare=prepare, flip=lambda: _flip_to(prof, chosen[0]),
+                      flipped=lambda: bool(chosen) and _points_at(prof, chosen[0]), abandon=abandon)
+
+    def commit_rollback(self, prof: Profile, number: int) -> Commit:
         """The commit of a rollback: `current` flips to an existing generation; none is created."""
-        def commit() -> int:
-            prof.set_current(number)
-            return number
-        return commit
+        return Commit(flip=lambda: _flip_to(prof, number), flipped=lambda: _points_at(prof, number))
+
+    def commit_nothing(self, number: int | None) -> Commit:
+        """The commit of a recovery: `current` already names what the engine now runs."""
+        return Commit(flip=lambda: number)
+
+
+def _flip_to(prof: Profile, number: int) -> int:
+    prof.set_current(number)
+    return number
+
+
+def _points_at(prof: Profile, number: int) -> bool:
+    """Has `current` moved to `number`? When it cannot even be read, assume it has: a commit that may
+    have happened is never undone (the journal stays, and recovery converges on whatever `current` is)."""
+    try:
+        return prof.current_number() == number
+    except Exception:
+        return True
+
+
+def check_free_space(prof: Profile) -> None:
+    """Fail before anything running is touched when the state directory's disk is (nearly) full."""
+    where = prof.path if prof.path.exists() else prof.path.parent.parent
+    try:
+        st = os.statvfs(where)
+    except OSError:
+        return                      # cannot tell; the journal write right after fails cleanly if it must
+    free = st.f_bavail * st.f_frsize
+    if free < COMMIT_RESERVE_BYTES:
+        raise StateTooFull(str(where), free, COMMIT_RESERVE_BYTES)

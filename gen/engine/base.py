@@ -66,7 +66,8 @@ class Engine(Protocol):
                name: str, network: str, volumes: dict[str, str]) -> str:
         """Create (not start) one replica of a service object, labelled as gen's; returns its id."""
 
-    def start(self, cid: str) -> None: ...
+    def start(self, cid: str) -> None:
+        """Make the container run: a created or stopped one starts, a paused one is unpaused."""
 
     def stop(self, cid: str, grace_ms: int | None) -> None:
         """Stop with a grace period (None: the container's own); an absent container is not an error."""

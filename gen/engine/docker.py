@@ -33,13 +33,15 @@ def _translated(subject_of):
             subject = subject_of(*args) if callable(subject_of) else subject_of
             try:
                 return fn(self, *args, **kwargs)
-            except (requests.exceptions.ConnectionError, docker.errors.DockerException) as e:
+            except (requests.exceptions.RequestException, docker.errors.DockerException) as e:
                 raise _translate(subject, e) from None
         return inner
     return wrap
 
 
 def _translate(subject: str, e: Exception) -> Exception:
+    if isinstance(e, requests.exceptions.Timeout):
+        return EngineUnavailable("docker engine", f"did not answer in time ({_short(e)}); is dockerd hung?")
     if isinstance(e, requests.exceptions.ConnectionError) or "Connection aborted" in str(e) \
             or "No such file or directory" in str(e) and "sock" in str(e):
         return EngineUnavailable("docker engine", f"not reachable ({_short(e)}); is dockerd running?")
@@ -77,7 +79,7 @@ class DockerEngine:
             raise ImageMissing(subject, ref) from None
         except docker.errors.NotFound:
             raise ImageMissing(subject, ref) from None
-        except (requests.exceptions.ConnectionError, docker.errors.DockerException) as e:
+        except (requests.exceptions.RequestException, docker.errors.DockerException) as e:
             raise _translate(subject, e) from None
 
     # -- image pins: gen-owned tags that keep kept generations' images out of `docker image prune` --
@@ -169,7 +171,13 @@ class DockerEngine:
 
     @_translated(lambda cid: f"container {cid[:12]}")
     def start(self, cid: str) -> None:
-        self.api.start(cid)
+        try:
+            self.api.start(cid)
+        except docker.errors.APIError as e:
+            # `docker pause`d behind gen's back: Docker refuses a start (409) and wants an unpause.
+            if e.status_code != 409 or "paused" not in str(e.explanation):
+                raise
+            self.api.unpause(cid)
 
     @_translated(lambda cid, *_: f"container {cid[:12]}")
     def stop(self, cid: str, grace_ms: int | None) -> None:

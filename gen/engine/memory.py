@@ -240,7 +240,8 @@ class MemoryEngine:
         if c.state == "running":
             return                                  # Docker: 304 not modified
         if c.state == "paused":
-            raise EngineError(f"container {cid[:12]}", "cannot start a paused container, try unpause instead")
+            c.state = "running"                     # the contract: start() of a paused container unpauses it
+            return
         s = self._script(c)
         if s.fail_start:
             raise EngineError(f"container {cid[:12]}", s.fail_start)
