@@ -92,7 +92,6 @@ class Activation:
                     self._start_level(level, deadline)
                 self._settle(deadline)
                 commit.prepare()
-                checkpoint("commit prepared")
                 with _interrupts_deferred():
                     outcome, after_flip = _flip(commit)
             except KeyboardInterrupt:

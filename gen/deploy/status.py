@@ -62,8 +62,8 @@ def status(profile: str, generation: int | None, compiled: Compiled, plan: Plan,
 def in_progress(profile: str, generation: int | None, manifest: str | None, holder_pid: int | None,
                 journal: dict | None) -> Status:
     """The status while another process holds the profile's lock (an activation, or gc)."""
-    activation = {**(journal or {"kind": "activation", "from": generation}), "pid": holder_pid or (journal or {}).get("pid"),
-                  "state": "in progress"}
+    activation = {**(journal or {"kind": "lock held", "from": generation}),
+                  "pid": holder_pid or (journal or {}).get("pid"), "state": "in progress"}
     return Status(profile, generation, manifest, [], [], activation)
 
 
