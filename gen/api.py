@@ -86,12 +86,15 @@ class Gen:
         return resolve
 
     def build(self, spec_path: str | os.PathLike, profile: str | None = None) -> "Compiled":
+        """Compile into the store; the build becomes its profile's build root (gen.state.roots), so gc
+        keeps it until the next build of that profile, however long before its switch."""
         from gen.state.manifests import store_compiled
+        from gen.state.roots import build_source, record_build, writing
         compiled = self.compile(spec_path, profile)
-        store_compiled(self.store, compiled)
-        path = os.path.abspath(spec_path)
-        self._sources[compiled.manifest_hash] = {"kind": "source", "path": path,
-                                                 "text": Path(path).read_bytes().decode("utf-8-sig", "replace")}
+        with writing(self.store, self.lock_timeout):      # gc waits until the objects are rooted
+            store_compiled(self.store, compiled)
+            record_build(self.state_dir, compiled.manifest["profile"], compiled.manifest_hash)
+        self._sources[compiled.manifest_hash] = build_source(spec_path)
         return compiled
 
     def source_of(self, manifest_hash: str, store: bool = False) -> str | None:
@@ -195,9 +198,14 @@ class Gen:
             lock.release()
 
     def generations(self, profile: str | None = None) -> tuple[Profile, list[Generation], int | None]:
-        """A profile's generations and its current number (what `gen list` shows)."""
-        from gen.state.profile import history as generations
-        return generations(self.state_dir, profile)
+        """A profile's generations and its current number (what `gen list` shows), consistent with each
+        other while switches run: `current` is read first, and the record it names was written before
+        `current` flipped to it, so the list read after it always holds it."""
+        prof = self.profile(profile)
+        if not prof.exists():
+            raise ProfileError(f"profile {prof.name}", "has no generations")
+        current = prof.current_number()
+        return prof, prof.generations(), current
 
     def diff(self, profile: str | None, a: str | None, b: str | None = None) -> "Diff":
         """diff(A, B); with only A given: current against A. A and B: generation numbers, `current`,
@@ -231,10 +239,15 @@ class Gen:
             raise ProfileError(f"profile {prof.name}", "does not exist")
         return prof.name, history.log(prof)
 
-    def verify(self):
-        """Rehash the store; every generation's objects present (a gen.state.verify.VerifyResult)."""
-        from gen.state.verify import verify
-        return verify(self.state_dir, self.store)
+    def verify(self, repair: bool = False, specs: "list[str | os.PathLike]" = ()):
+        """Rehash the store; every generation's objects present (a gen.state.verify.VerifyResult). With
+        repair: re-put the broken objects that a build of a recorded or given spec makes again (the
+        engine is asked for image IDs); nothing is removed."""
+        from gen.state.verify import repair as repair_store, verify
+        if not repair:
+            return verify(self.state_dir, self.store)
+        return repair_store(self.state_dir, self.store, self.compile, [os.fspath(s) for s in specs],
+                            self.lock_timeout)
 
 
 def _rollback_target(prof: Profile, to: int | None) -> Generation:
