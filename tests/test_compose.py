@@ -102,6 +102,7 @@ def test_compose_and_toml_agree_on_a_full_service(tmp_path):
         services:
           db:
             image: db
+            deploy: {update_config: {order: start-first}}
           web:
             image: web:${TAG}
             command: httpd -f
@@ -166,6 +167,10 @@ VARIANTS = [
     ("volumes: [{type: bind, source: ./static, target: /static}, {type: bind, source: /etc/x, target: /x}]",
      "volumes", [{"type": "bind", "source": "/base/static", "target": "/static", "read_only": False},
                  {"type": "bind", "source": "/etc/x", "target": "/x", "read_only": False}]),
+    # update order: Compose's meaning (stop-first) unless deploy.update_config.order says otherwise
+    ("image: web", "update", "stop-first"),
+    ("deploy: {update_config: {order: start-first}}", "update", "start-first"),
+    ("deploy: {update_config: {order: stop-first}}", "update", "stop-first"),
     # depends_on: list and map
     ("depends_on: [db]", "depends_on", ["db"]),
     ("depends_on: {db: {condition: service_healthy}}", "depends_on", ["db"]),
@@ -422,6 +427,9 @@ def test_interpolation_applies_to_values_not_keys_and_skips_x_keys():
 # ---------------------------------------------------------------- unsupported and unknown keys
 
 BAD = [
+    ("deploy: {update_config: {order: rolling}}", "", "services.web.deploy.update_config.order", "must be one of"),
+    ("deploy: {update_config: {parallelism: 2}}", "", "services.web.deploy.update_config.parallelism",
+     "not supported"),
     # top level
     ("", "nmae: x", "nmae", "unknown key (expected one of: name, secrets, services, version, volumes)"),
     ("", "networks: {front: {}}", "networks", "not supported yet"),
@@ -530,7 +538,7 @@ BAD = [
     ("deploy: {replicas: 0}", "", "services.web.deploy.replicas", "out of range"),
     ("deploy: {replicas: 2}\nports: ['80:80']", "", "services.web.deploy.replicas", "cannot all publish"),
     ("deploy: {resources: {limits: {cpus: '1'}}}", "", "services.web.deploy.resources", "not supported by gen"),
-    ("deploy: {replicaz: 1}", "", "services.web.deploy.replicaz", "unknown key (expected one of: replicas)"),
+    ("deploy: {replicaz: 1}", "", "services.web.deploy.replicaz", "unknown key (expected one of: replicas, update_config)"),
     ("stop_grace_period: 10", "", "services.web.stop_grace_period", "must be a duration string"),
     ("stop_grace_period: 25h", "", "services.web.stop_grace_period", "too large"),
     ("labels: {gen.profile: x}", "", "services.web.labels.gen.profile", "reserved"),

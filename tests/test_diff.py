@@ -53,16 +53,18 @@ def web_changes(new_text: str) -> list[Change]:
     (('"127.0.0.1:8080:80"', '"127.0.0.1:8081:80"'),
      [Change("ports", "removed", None, {"host_ip": "127.0.0.1", "host_port": 8080, "container_port": 80, "protocol": "tcp"}),
       Change("ports", "added", None, None, {"host_ip": "127.0.0.1", "host_port": 8081, "container_port": 80, "protocol": "tcp"})]),
+    # a read-only mount: web no longer writes data, so its default update order becomes start-first
     (('"data:/data"', '"data:/data:ro"'),
      [Change("volumes", "removed", None, {"type": "volume", "source": "data", "target": "/data", "read_only": False}),
-      Change("volumes", "added", None, None, {"type": "volume", "source": "data", "target": "/data", "read_only": True})]),
+      Change("volumes", "added", None, None, {"type": "volume", "source": "data", "target": "/data", "read_only": True}),
+      Change("update", "changed", None, "stop-first", "start-first")]),
     # healthcheck: field by field
     (('interval = "1s"', 'interval = "250ms"'), [Change("healthcheck", "changed", "interval_ms", 1000, 250)]),
     (('interval = "1s"', 'interval = "1s"\nretries = 5'), [Change("healthcheck", "changed", "retries", 3, 5)]),
     # command and replicas: whole values
     (('["httpd", "-f"]', '["httpd", "-f", "-v"]'), [Change("command", "changed", None, ["httpd", "-f"], ["httpd", "-f", "-v"])]),
-    (('command = ["httpd", "-f"]', 'command = ["httpd", "-f"]\nupdate = "stop-first"\nstop_grace = "1m30s"'),
-     [Change("update", "changed", None, "start-first", "stop-first"),
+    (('command = ["httpd", "-f"]', 'command = ["httpd", "-f"]\nupdate = "start-first"\nstop_grace = "1m30s"'),
+     [Change("update", "changed", None, "stop-first", "start-first"),
       Change("stop_grace_ms", "changed", None, 10_000, 90_000)]),
 ])
 def test_changed_fields_of_one_service(edit, expected):

@@ -126,3 +126,21 @@ def test_plan_is_deterministic_whatever_the_observation_order():
     s = desired(svc("a"), svc("b"), svc("c", depends_on=["a"]))
     obs = [old("a"), old("b"), old("x"), old("y")]
     assert plan(P, s, obs) == plan(P, s, list(reversed(obs)))
+
+
+RW = {"type": "volume", "source": "data", "target": "/data", "read_only": False}
+RO = {**RW, "read_only": True}
+
+
+@pytest.mark.parametrize("update, volumes, old_state, note", [
+    ("stop-first", [RW], "running", "; stop-first: old and new must not both write its volumes"),
+    ("start-first", [RW], "running", "; start-first as asked, although old and new both write its volumes for a moment"),
+    ("start-first", [RO], "running", ""),            # readers may overlap
+    ("start-first", [], "running", ""),
+    ("stop-first", [RW], "exited", ""),              # nothing old runs: no overlap to speak of
+])
+def test_the_plan_says_why_the_update_order_matters_for_data(update, volumes, old_state, note):
+    services = desired({**svc("db", update=update), "volumes": volumes})
+    p = plan(P, services, [old("db", state=old_state)], {})
+    assert p.step("db").reason == "changed" + note
+    assert p.step("db").stop_before == (("old-db",) if update == "stop-first" and old_state == "running" else ())

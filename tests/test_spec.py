@@ -158,6 +158,19 @@ def test_minimal_service_gets_defaults():
     assert spec.services == {"app": {**DEFAULTS, "name": "app", "image": "app"}}
 
 
+@pytest.mark.parametrize("lines, update", [
+    ('', "start-first"),
+    ('volumes = ["data:/data"]', "stop-first"),                   # writes a named volume
+    ('volumes = ["/srv/app:/app"]', "stop-first"),                # writes a bind
+    ('volumes = ["data:/data:ro", "/srv/app:/app:ro"]', "start-first"),   # only reads
+    ('volumes = ["data:/data"]\nupdate = "start-first"', "start-first"),  # asked for: kept
+    ('update = "stop-first"', "stop-first"),
+])
+def test_a_service_that_writes_data_updates_stop_first_unless_asked_otherwise(lines, update):
+    spec = parse_spec(f'[volumes.data]\n[services.app]\nimage = "app"\n{lines}\n')
+    assert spec.services["app"]["update"] == update
+
+
 def test_zero_services_is_valid():
     assert parse_spec('name = "empty"') == Spec("empty", {}, {}, "<string>")
     assert parse_spec("services = {}").services == {}

@@ -341,7 +341,7 @@ def test_named_volumes_are_never_removed(engine, second, fails):
         assert engine.observe(P) == [] and network_name(P) not in engine.networks
 
 
-# -- the edges of issue 10, and one known gap (DESIGN rule 4, issue 11: still xfail) -----------------
+# -- the edges of issue 10, and no two writers on one volume (issue 11) -----------------------------
 @pytest.mark.parametrize("where, error", [
     ("commit", OSError(28, "No space left on device")),
     ("commit", KeyError("services")),
@@ -374,8 +374,6 @@ def test_a_paused_container_runs_again_after_a_switch(engine):
     assert view(engine)["db"][:3] == (db, IMAGES["app:1"], "running")
 
 
-@pytest.mark.xfail(strict=True, reason="DESIGN rule 4 and issue 11: old and new sharing a writable volume must "
-                                       "update stop-first; the planner only forces stop-first for host ports")
 def test_two_writers_never_share_a_volume(engine):
     shared = spec(svc("db", volumes=["data:/var/lib/db"], update=None), volumes=["data"])
     switch(engine, shared)

@@ -118,10 +118,22 @@ def _service_step(profile: str, name: str, h: str, obj: dict, existing: list[Obs
         return Step(name, "keep", "unchanged", level)
     changed = any(c.hash != h for c in stale)
     action = "create" if not existing else ("replace" if changed else "repair")
-    return Step(name, action, _why(existing, h, obj, missing, stopped, stale, known), level,
+    reason = _why(existing, h, obj, missing, stopped, stale, known) + _order_note(obj, stale)
+    return Step(name, action, reason, level,
                 strategy=obj["update"], create=tuple(missing), start=tuple(sorted(c.id for c in stopped)),
                 stop_before=tuple(sorted(c.id for c in stale if c.running)) if obj["update"] == "stop-first" else (),
                 remove_after=tuple(sorted(c.id for c in stale)))
+
+
+def _order_note(obj: dict, stale: list[Observed]) -> str:
+    """Why the update order matters here, when an old container runs next to the new: a service that
+    writes a volume or a bind is replaced stop-first (two writers on one data directory corrupt it),
+    unless the spec asked for start-first, which the plan then says."""
+    if not any(c.running for c in stale) or not any(not m["read_only"] for m in obj["volumes"]):
+        return ""
+    if obj["update"] == "stop-first":
+        return "; stop-first: old and new must not both write its volumes"
+    return "; start-first as asked, although old and new both write its volumes for a moment"
 
 
 def _same_image(c: Observed, obj: dict) -> bool:

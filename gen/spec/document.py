@@ -149,7 +149,7 @@ _SERVICE_FIELDS = {
     "volumes": ("volumes", parse_mounts, []),
     "depends_on": ("depends_on", parse_depends_on, []),
     "replicas": ("replicas", int_in(1, 100), 1),
-    "update": ("update", one_of("start-first", "stop-first"), "start-first"),
+    "update": ("update", one_of("start-first", "stop-first"), None),      # None: chosen by default_update
     "stop_grace": ("stop_grace_ms", duration_at_least(0), "10s"),
     "restart": ("restart", parse_restart, "unless-stopped"),
     "healthcheck": ("healthcheck", parse_healthcheck, None),
@@ -169,7 +169,20 @@ def _service(name: str, value: object, ctx: _Context) -> dict:
         raise SpecError(f"{path}.replicas", f"{service['replicas']} replicas cannot all publish "
                                             f"host port {port['host_port']}/{port['protocol']}")
     check_secret_mounts(service, path)
+    if service["update"] is None:
+        service["update"] = default_update(service)
     return service
+
+
+def default_update(service: dict) -> str:
+    """stop-first for a service that writes a named volume or a bind (two processes writing one data
+    directory corrupt it: two postgres on one volume), start-first otherwise. Asked for explicitly,
+    either order is kept."""
+    return "stop-first" if writes_host_data(service) else "start-first"
+
+
+def writes_host_data(service: dict) -> bool:
+    return any(not mount["read_only"] for mount in service["volumes"])
 
 
 # ---------------------------------------------------------------- cross-service checks

@@ -22,6 +22,7 @@ from gen.spec.fields import normal_path, parse_env
 from gen.spec.messages import key_path, shown
 
 RESTART_DEFAULT = "no"  # Compose's default; gen.toml's differs (applied before validation)
+UPDATE_DEFAULT = "stop-first"   # Compose recreates a changed container stop-first; gen.toml chooses by the mounts
 
 _TOP_KEYS = ("name", "services", "volumes", "secrets", "version")
 _TOP_UNSUPPORTED = {
@@ -108,7 +109,7 @@ class _Converter:
     def service(self, value, path: str) -> dict:
         svc = checked_mapping(value, path)
         check_compose_keys(svc, path, _SERVICE_KEYS, _SERVICE_UNSUPPORTED)
-        out: dict = {"restart": RESTART_DEFAULT}
+        out: dict = {"restart": RESTART_DEFAULT, "update": UPDATE_DEFAULT}
         for key in ("image", "restart", "user", "working_dir"):
             if key in svc:
                 out[key] = svc[key]
@@ -131,12 +132,13 @@ class _Converter:
             out["healthcheck"] = convert_healthcheck(svc["healthcheck"], f"{path}.healthcheck", self.origins)
         if "deploy" in svc:
             deploy = checked_mapping(svc["deploy"], f"{path}.deploy")
-            check_compose_keys(deploy, f"{path}.deploy", ("replicas",), dict.fromkeys(
-                ("mode", "endpoint_mode", "labels", "placement", "resources", "restart_policy", "rollback_config",
-                 "update_config")))
+            check_compose_keys(deploy, f"{path}.deploy", ("replicas", "update_config"), dict.fromkeys(
+                ("mode", "endpoint_mode", "labels", "placement", "resources", "restart_policy", "rollback_config")))
             if "replicas" in deploy:
                 out["replicas"] = deploy["replicas"]
                 self.origins.add(f"{path}.replicas", f"{path}.deploy.replicas")
+            if "update_config" in deploy:
+                self.update_order(deploy["update_config"], f"{path}.deploy.update_config", out)
         if "stop_grace_period" in svc:
             out["stop_grace"] = svc["stop_grace_period"]
             self.origins.add(f"{path}.stop_grace", f"{path}.stop_grace_period")
@@ -146,6 +148,16 @@ class _Converter:
             out["secrets"] = [convert_secret_ref(item, f"{path}.secrets[{i}]")
                               for i, item in enumerate(checked_list(svc["secrets"], f"{path}.secrets"))]
         return out
+
+    def update_order(self, value, path: str, out: dict) -> None:
+        """deploy.update_config.order (start-first | stop-first) is gen's `update`; the rest of
+        update_config paces Swarm's one-by-one rollout, which gen's all-or-nothing switch replaces."""
+        config = checked_mapping(value, path)
+        check_compose_keys(config, path, ("order",), dict.fromkeys(
+            ("parallelism", "delay", "failure_action", "monitor", "max_failure_ratio")))
+        if "order" in config:
+            out["update"] = config["order"]
+            self.origins.add(f"{path[:path.index('.deploy')]}.update", f"{path}.order")
 
     # -- environment ----------------------------------------------------------------------------
     def env(self, svc: dict, path: str) -> dict:
