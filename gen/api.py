@@ -68,12 +68,13 @@ class Gen:
         """Parse, validate and compile a spec; resolve images on the engine. Writes nothing."""
         from gen.model.compile import compile_spec, profile_for
         from gen.spec import load_spec
-        from gen.state.secrets import keyed_secret_digest, secret_key
+        from gen.state.secrets import file_pinner
         spec = load_spec(spec_path)
         name = profile_for(spec, profile)
         Profile(self.state_dir, name)          # validates the profile name before any engine call
-        digest = keyed_secret_digest(secret_key(self.state_dir)) if spec.secrets else (lambda path, key: "")
-        return compile_spec(spec, name, self._image_resolver(), digest)
+        # Secrets are sealed and config files pinned into objects written with the generation.
+        return compile_spec(spec, name, self._image_resolver(), file_pinner(self.state_dir, self.store),
+                            str(self.state_dir))
 
     def _image_resolver(self):
         """engine.image_id, asked once per distinct reference (a 1,000-service spec often has one image)."""

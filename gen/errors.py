@@ -46,6 +46,18 @@ class StateTooFull(GenError):
         self.needed = needed
 
 
+class NotOwned(GenError):
+    """An engine object gen would use carries another owner (or none): refused, never adopted."""
+
+    def __init__(self, kind: str, name: str, owner: str | None, profile: str):
+        whose = f"belongs to profile {owner!r}" if owner else "exists but was not made by gen (by hand, or by Compose?)"
+        super().__init__(f"{kind} {name}", f"{whose}, not to profile {profile!r}; rename it in the spec, or "
+                         f"declare it `external` to use it as it is (gen then never creates or removes it)")
+        self.kind = kind
+        self.name = name
+        self.owner = owner
+
+
 class ProfileError(GenError):
     """Unknown profile, no such generation, nothing older to roll back to, ..."""
 

@@ -83,8 +83,8 @@ class StateUnwritable(StoreError):
         self.path = path
 
     @classmethod
-    def from_os_error(cls, path: Path | str, exc: OSError) -> StateUnwritable:
-        return cls(path, _describe(exc))
+    def from_os_error(cls, path: Path | str, exc: OSError, action: str = "write") -> StateUnwritable:
+        return cls(path, _describe(exc, action))
 
 
 _KNOWN_CAUSES = {
@@ -93,9 +93,10 @@ _KNOWN_CAUSES = {
     errno.EACCES: "permission denied (EACCES)",
     errno.EPERM: "operation not permitted (EPERM)",
     errno.EROFS: "read-only file system (EROFS)",
+    errno.EIO: "I/O error (EIO)",
 }
 
 
-def _describe(exc: OSError) -> str:
+def _describe(exc: OSError, action: str) -> str:
     cause = _KNOWN_CAUSES.get(exc.errno) or exc.strerror or str(exc)
-    return f"cannot write: {cause}"
+    return f"cannot {action}: {cause}"

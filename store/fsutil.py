@@ -8,6 +8,7 @@ them. OSErrors from writes surface as StateUnwritable.
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import fcntl
 import os
@@ -90,11 +91,24 @@ def atomic_write_many(items: list[tuple[Path, bytes]], mode: int = 0o444) -> Non
 
 
 def _syncfs(directory: Path) -> None:
-    """Flush the filesystem holding `directory` (syncfs(2); os.sync where it is unavailable)."""
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    """Flush the filesystem holding `directory` (syncfs(2)). Only a kernel or libc without syncfs falls
+    back to os.sync(); a failed flush (EIO, ENOSPC: the data may never reach the disk) raises
+    StateUnwritable naming the directory, since the files written so far are not durable."""
+    try:
+        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError as exc:
+        raise StateUnwritable.from_os_error(directory, exc, "flush to disk") from exc
     try:
         libc = _libc()
-        if libc is None or libc.syncfs(fd) != 0:
+        if libc is None:
+            os.sync()
+        elif libc.syncfs(fd) != 0:
+            import ctypes                       # already loaded by _libc
+            error = ctypes.get_errno()
+            # ENOSYS: the kernel lacks it; EPERM: a seccomp filter forbids it (syncfs itself never
+            # fails with EPERM). Either way the call is unavailable, not failed.
+            if error not in (errno.ENOSYS, errno.EPERM):
+                raise StateUnwritable.from_os_error(directory, OSError(error, os.strerror(error)), "flush to disk")
             os.sync()
     finally:
         os.close(fd)
@@ -109,7 +123,6 @@ def _libc():
         return libc if hasattr(libc, "syncfs") else None
     except OSError:
         return None
-
 
 
 def fsync_dir(path: Path | str) -> None:
@@ -183,11 +196,13 @@ def _make_dir(directory: Path, mode: int) -> None:
 
 
 class FileLock:
-    """An exclusive flock(2) on a lock file.
+    """A flock(2) on a lock file: exclusive, or with shared=True shared (many holders at once, none
+    while an exclusive holder has it).
 
     The kernel lock is the truth: it dies with its holder, so a lock is never stale. The
-    pid written into the file only names the holder in error messages. The file is never
-    deleted (deleting it would let two processes lock two different files).
+    pid an exclusive holder writes into the file only names the holder in error messages (shared
+    holders write none: several hold it at once). The file is never deleted (deleting it would let
+    two processes lock two different files).
 
     The descriptor is close-on-exec, so exec'd children do not inherit the lock. Use
     `with FileLock(path).held(timeout):` or call acquire()/release() explicitly.
@@ -195,8 +210,9 @@ class FileLock:
 
     POLL_S = 0.05
 
-    def __init__(self, path: Path | str):
+    def __init__(self, path: Path | str, shared: bool = False):
         self.path = Path(path)
+        self.shared = shared
         self._fd: int | None = None  # open exactly while the lock is held
 
     def try_acquire(self) -> bool:
@@ -205,12 +221,13 @@ class FileLock:
             raise StoreError(f"lock {self.path}", "already held by this FileLock")
         fd = self._open()
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, (fcntl.LOCK_SH if self.shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(fd)
             return False
         self._fd = fd
-        self._record_pid(fd)
+        if not self.shared:
+            self._record_pid(fd)
         return True
 
     def acquire(self, timeout: float) -> None:
@@ -226,8 +243,9 @@ class FileLock:
         if self._fd is None:
             return
         # Clear the pid first so nobody blames us for a lock we no longer hold.
-        with contextlib.suppress(OSError):
-            os.ftruncate(self._fd, 0)
+        if not self.shared:
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._fd, 0)
         os.close(self._fd)  # closing the descriptor drops the flock
         self._fd = None
 

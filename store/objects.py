@@ -1,9 +1,15 @@
 """A content-addressed object store: root/objects/<h[:2]>/<h>.
 
 An object is a read-only file (mode 0444) of canonical msgpack bytes named by their
-blake3 hash. Objects are immutable, so an existing name never needs rewriting, and every
-read rehashes the bytes, so on-disk damage is reported instead of silently deployed.
-The store creates nothing on disk until the first write.
+blake3 hash. Objects are immutable: an existing name is rewritten only when its bytes are damaged
+(a put compares them, so putting a value again repairs it). Every read rehashes the bytes, so
+on-disk damage is reported instead of silently deployed. The store creates nothing on disk until
+the first write.
+
+Garbage collection (Nix's GC lock): root/gc.lock is held shared by writers, from their first put
+until what they wrote is reachable from a root the collector reads, and exclusive by the collector
+while it decides what is reachable and deletes the rest (see `lock`). The store knows no roots
+itself: what is reachable is its user's business.
 """
 from __future__ import annotations
 
@@ -16,12 +22,13 @@ from pathlib import Path
 
 from store.canonical import decode, digest, encode, ensure_canonical
 from store.errors import AmbiguousPrefix, CorruptObject, InvalidHash, MissingObject, StateUnwritable, StoreError
-from store.fsutil import atomic_write, atomic_write_many, ensure_dir
+from store.fsutil import FileLock, atomic_write, atomic_write_many, ensure_dir
 
 HASH_RE = re.compile(r"[0-9a-f]{64}")
 MIN_PREFIX = 4
 PREFIX_RE = re.compile(rf"[0-9a-f]{{{MIN_PREFIX},64}}")
 OBJECT_MODE = 0o444
+GC_LOCK = "gc.lock"
 
 
 @dataclass
@@ -61,7 +68,7 @@ class Store:
         bytes to hash them anyway). Not re-checked for canonical form: that would cost a decode and
         an encode each. Each object is still named by the hash of exactly the bytes written."""
         hashes = [digest(data) for data in encoded]
-        missing = {h: data for h, data in zip(hashes, encoded) if not self._path(h).exists()}
+        missing = {h: data for h, data in zip(hashes, encoded) if not self._holds(h, data)}
         if missing:
             ensure_dir(self.objects_dir)
         for fanout in {self._path(h).parent for h in missing}:
@@ -149,15 +156,35 @@ class Store:
                 report.corrupt.append(entry.name)
         return report
 
+    def lock(self, shared: bool) -> FileLock:
+        """The store-wide gc lock, not yet held. Writers take it shared (`writing`) before their first
+        put and keep it until their objects are reachable from a root; the collector takes it
+        exclusive while it decides and deletes. So gc never deletes an object that a writer has put,
+        or found already present, but not yet rooted; and no put runs between gc's look at an
+        object and its deletion."""
+        ensure_dir(self.root)
+        return FileLock(self.root / GC_LOCK, shared=shared)
+
+    @contextlib.contextmanager
+    def writing(self, timeout: float) -> Iterator[Store]:
+        """Hold the gc lock shared for a batch of puts (LockTimeout after `timeout` seconds of gc)."""
+        with self.lock(shared=True).held(timeout):
+            yield self
+
     def _put_canonical(self, data: bytes) -> str:
         hash = digest(data)
         path = self._path(hash)
-        # Same name means same bytes, so an existing object costs one stat and no write.
-        if path.exists():
+        if self._holds(hash, data):
             return hash
         ensure_dir(path.parent)
         atomic_write(path, data, mode=OBJECT_MODE)
         return hash
+
+    def _holds(self, hash: str, data: bytes) -> bool:
+        """Is `hash` stored with exactly `data`? A present object is compared, not trusted: a damaged
+        copy (bit rot, a write lost in a crash) is then rewritten whole, atomically, by the put. The
+        cost is one read and no write."""
+        return _read(hash, self._path(hash)) == data
 
     def _path(self, hash: str) -> Path:
         return self.objects_dir / hash[:2] / hash

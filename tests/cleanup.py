@@ -14,10 +14,11 @@ def remove_profile(docker_client, profile: str) -> None:
 
 
 def remove_pins(docker_client, profile: str) -> None:
-    """gen tags the images of recorded generations (gen-pin/<profile>:<id>); only those tags go."""
-    from gen.state.pins import pin_repo
-    repo = pin_repo(profile)
-    for image in docker_client.images.list(name=repo):
+    """gen tags the images of recorded generations (gen-pin/<state id>/<profile>:<id>); only the tags of
+    this (test-unique) profile go, whatever state directory made them."""
+    import re
+    mine = re.compile(rf"gen-pin/(?:[0-9a-f]{{16}}/)?{re.escape(profile)}:[0-9a-f]{{64}}")
+    for image in docker_client.images.list():
         for ref in image.tags:
-            if ref.startswith(f"{repo}:"):
+            if mine.fullmatch(ref):
                 docker_client.api.remove_image(ref, noprune=True)

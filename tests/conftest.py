@@ -19,6 +19,24 @@ ROOT = Path(__file__).resolve().parent.parent
 IMAGE = os.environ.get("GEN_TEST_IMAGE", "gen-test/busybox:1")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def run_dir():
+    """Secrets and config files are materialised on tmpfs (gen.deploy.materialize): during the tests,
+    in a directory of their own, removed at the end, so no test leaves a file in /dev/shm or /run."""
+    import shutil
+    import tempfile
+    if os.environ.get("GEN_RUN_DIR"):
+        yield Path(os.environ["GEN_RUN_DIR"])
+        return
+    path = Path(tempfile.mkdtemp(prefix="gen-test-run-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None))
+    os.environ["GEN_RUN_DIR"] = str(path)
+    try:
+        yield path
+    finally:
+        os.environ.pop("GEN_RUN_DIR", None)
+        shutil.rmtree(path, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
 def docker_client():
     import docker

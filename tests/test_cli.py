@@ -168,7 +168,7 @@ def test_json_output_of_build_switch_rollback_recover_list_and_status(deployment
     assert set(built) == {"profile", "hash", "services", "source"} and built["profile"] == d.profile
     assert set(built["services"]) == {"app"} and len(built["source"]) == 64
 
-    keys = {"profile", "generation", "hash", "changed", "message", "duration_s", "plan"}
+    keys = {"profile", "generation", "hash", "changed", "message", "duration_s", "plan", "notes", "warnings"}
     step_keys = {"service", "action", "reason", "strategy", "level"}
     dry = json.loads(ok(d.gen("switch", v1, "--dry-run", "--json")).out)
     assert set(dry) == keys and dry["changed"] is False and dry["generation"] is None
@@ -345,7 +345,7 @@ def test_live_table_phases_and_elapsed_times_with_a_fake_clock():
 # -------------------------------------------------------------------------------------------- help
 
 def test_help_lists_every_verb_with_examples_and_keeps_completion():
-    from gen.cli.app import app, main
+    from gen.cli.app import app
     import typer.main
     verbs = sorted(typer.main.get_command(app).commands)
     assert {"build", "switch", "rollback", "recover", "list", "status", "diff", "show", "log", "verify"} <= set(verbs)

@@ -61,7 +61,7 @@ def test_trio_compose_file_uses_compose_features():
 
 
 def test_normalised_service_has_every_key():
-    assert sorted(web()) == ["command", "depends_on", "entrypoint", "env", "healthcheck", "image", "labels", "name",
+    assert sorted(web()) == ["command", "configs", "depends_on", "entrypoint", "env", "healthcheck", "image", "labels", "name",
                              "ports", "replicas", "restart", "secrets", "stop_grace_ms", "update", "user", "volumes",
                              "working_dir"]
 
@@ -431,12 +431,13 @@ BAD = [
     ("deploy: {update_config: {parallelism: 2}}", "", "services.web.deploy.update_config.parallelism",
      "not supported"),
     # top level
-    ("", "nmae: x", "nmae", "unknown key (expected one of: name, secrets, services, version, volumes)"),
+    ("", "nmae: x", "nmae", "unknown key (expected one of: configs, name, secrets, services, version, volumes)"),
     ("", "networks: {front: {}}", "networks", "not supported yet"),
-    ("", "configs: {c: {file: x}}", "configs", "not supported"),
+    ("", "configs: {c: {content: x}}", "configs.c.content", "not supported: gen reads configs from files"),
     ("", "include: [other.yaml]", "include", "not supported"),
     ("", "name: Shop", "name", "invalid name"),
-    ("", "volumes: {data: {external: true}}", "volumes.data.external", "not supported"),
+    ("", "volumes: {data: {driver: local}}", "volumes.data.driver", "not supported"),
+    ("", "volumes: {data: {external: false, name: x}}", "volumes.data.name", "not supported"),
     ("", "volumes: {data: {driver: local}}", "volumes.data.driver", "not supported"),
     ("", "volumes: {Data: }", "volumes.Data", "invalid name"),
     ("", "volumes: {data: 1}", "volumes.data", "must be a mapping"),
@@ -452,7 +453,7 @@ BAD = [
     ("privileged: true", "", "services.web.privileged", "not supported by gen"),
     ("scale: 2", "", "services.web.scale", "use deploy.replicas"),
     ("expose: [80]", "", "services.web.expose", "not supported"),
-    ("imgae: web", "", "services.web.imgae", "unknown key (expected one of: command, depends_on, deploy"),
+    ("imgae: web", "", "services.web.imgae", "unknown key (expected one of: command, configs, depends_on, deploy"),
     ("env: {A: b}", "", "services.web.env", "unknown key"),
     ("stop_grace: 1s", "", "services.web.stop_grace", "unknown key"),
     ("replicas: 2", "", "services.web.replicas", "unknown key"),

@@ -49,3 +49,15 @@ def test_a_service_that_writes_a_volume_never_runs_twice_unless_asked(deployment
     r = d.gen("switch", d.spec(db(2, update)))
     assert r.code == 0, r.err
     assert overlap(d, since, time.time()) == overlaps
+
+
+def test_a_mount_that_controls_the_host_is_allowed_and_said_on_its_own_line(deployment):
+    d = deployment
+    spec = d.spec(sleeper("agent", 'volumes = ["/var/run/docker.sock:/var/run/docker.sock:ro"]'))
+    r = d.gen("switch", spec, "--dry-run")
+    assert r.code == 0, r.err
+    assert "  note: service agent mounts /var/run/docker.sock (read-only): it can run any container" in r.out
+    r = d.gen("switch", spec, "--json")
+    assert r.code == 0, r.err
+    import json
+    assert any("docker.sock" in note for note in json.loads(r.out)["notes"])

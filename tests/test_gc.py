@@ -17,6 +17,7 @@ import pytest
 
 from gen.cli.views import render_gc
 from gen.state.retention import GcReport, parse_age, select
+from gen.state.identity import state_id
 from gen.state.pins import is_gen_pin, pin_repo, pin_tag
 from gen.errors import GenError
 from gen.state.profile import Generation, Profile
@@ -96,8 +97,8 @@ def snapshot(state: Path) -> dict:
     return files
 
 
-def pins(docker_client, profile: str) -> dict[str, str]:
-    prefix = pin_repo(profile) + ":"
+def pins(docker_client, profile: str, state) -> dict[str, str]:
+    prefix = pin_repo(profile, state_id(state)) + ":"
     return {ref: img.id for img in docker_client.images.list() for ref in img.tags if ref.startswith(prefix)}
 
 
@@ -154,18 +155,19 @@ def test_select_keeps_a_record_whose_time_cannot_be_read():
 
 
 def test_pin_names():
-    image_id = "sha256:" + "ab" * 32
-    assert pin_repo("shop") == "gen-pin/shop" and pin_tag(image_id) == "ab" * 32
+    image_id, owner = "sha256:" + "ab" * 32, "0123456789abcdef"
+    assert pin_repo("shop", owner) == f"gen-pin/{owner}/shop" and pin_tag(image_id) == "ab" * 32
     assert pin_tag("sha512:abc") is None
     for awkward in ("a-", "a..b", "a_.b", "x--abc"):           # valid profile names, invalid Docker repositories
-        repo = pin_repo(awkward)
-        assert repo.startswith("gen-pin/x--") and len(repo) == len("gen-pin/x--") + 16
-    assert len({pin_repo(n) for n in ("a-", "a--", "a.", "x--abc")}) == 4
-    assert is_gen_pin(f"gen-pin/shop:{'ab' * 32}", image_id)
-    assert not is_gen_pin(f"gen-pin/shop:{'cd' * 32}", image_id)        # names another image: not ours
-    assert not is_gen_pin("gen-pin/shop:latest", image_id)
+        repo = pin_repo(awkward, owner)
+        assert repo.startswith(f"gen-pin/{owner}/x--") and len(repo) == len(f"gen-pin/{owner}/x--") + 16
+    assert len({pin_repo(n, owner) for n in ("a-", "a--", "a.", "x--abc")}) == 4
+    assert is_gen_pin(f"gen-pin/{owner}/shop:{'ab' * 32}", image_id)
+    assert not is_gen_pin(f"gen-pin/{owner}/shop:{'cd' * 32}", image_id)  # names another image: not ours
+    assert not is_gen_pin(f"gen-pin/{owner}/shop:latest", image_id)
     assert not is_gen_pin(f"shop/web:{'ab' * 32}", image_id)
-    assert not is_gen_pin(f"gen-pin/a/b:{'ab' * 32}", image_id)
+    assert not is_gen_pin(f"gen-pin/shop:{'ab' * 32}", image_id), "the older form: whose state directory?"
+    assert not is_gen_pin(f"gen-pin/{owner}/a/b:{'ab' * 32}", image_id)
 
 
 def test_report_renders_every_number():
@@ -282,17 +284,17 @@ def test_dry_run_changes_nothing_and_predicts_the_real_run(d):
     objects = {n: closure(d, n) for n in numbers(d)}
     age_store(d.state)
     remove_pins(d.docker, d.profile)                   # so that gc would also re-pin
-    before, pins_before = snapshot(d.state), pins(d.docker, d.profile)
+    before, pins_before = snapshot(d.state), pins(d.docker, d.profile, d.state)
     dry = gc(d, "--keep", "1", "--dry-run")
-    assert snapshot(d.state) == before and pins(d.docker, d.profile) == pins_before == {}
+    assert snapshot(d.state) == before and pins(d.docker, d.profile, d.state) == pins_before == {}
     assert dry["dry_run"] and dry["profiles"][0]["deleted"] == [1, 2]
     assert dry["objects_deleted"] == len(only_in(objects, [1, 2], [3])) >= 4
-    assert dry["pins_added"] == [f"{pin_repo(d.profile)}:{pin_tag(d.docker.images.get(d.image).id)}"]
+    assert dry["pins_added"] == [f"{pin_repo(d.profile, state_id(d.state))}:{pin_tag(d.docker.images.get(d.image).id)}"]
     text = d.gen("gc", "-p", d.profile, "--keep", "1", "--dry-run")
     assert text.code == 0 and "would delete generation(s) 1, 2" in text.out and snapshot(d.state) == before
     real = gc(d, "--keep", "1")
     assert {**real, "dry_run": True} == dry
-    assert numbers(d) == [3] and set(pins(d.docker, d.profile)) == set(dry["pins_added"])
+    assert numbers(d) == [3] and set(pins(d.docker, d.profile, d.state)) == set(dry["pins_added"])
 
 
 def test_objects_of_other_profiles_and_source_objects_are_roots(d):
@@ -323,7 +325,7 @@ def test_objects_of_other_profiles_and_source_objects_are_roots(d):
         report = json.loads(r.out)
         assert [p["profile"] for p in report["profiles"]] == sorted([d.profile, other])
         assert report["generations_deleted"] == 0 and report["objects_deleted"] == 0
-        assert pin_repo(other) + ":" + pin_tag(d.docker.images.get(d.image).id) in report["pins_added"]
+        assert pin_repo(other, state_id(d.state)) + ":" + pin_tag(d.docker.images.get(d.image).id) in report["pins_added"]
     finally:
         remove_pins(d.docker, other)
 
@@ -345,12 +347,12 @@ def test_a_pinned_image_survives_prune_until_gc_releases_it(d):
         image = box.commit(repository=f"gen-test-gc/{d.profile}", tag="1", changes=[f"LABEL {label}"])
     finally:
         box.remove(force=True)
-    foreign = f"{pin_repo(d.profile)}:mine"
+    foreign = f"{pin_repo(d.profile, state_id(d.state))}:mine"
     try:
         assert d.gen("switch", d.spec(app("v1", user_ref)), "-q").code == 0
-        pin = f"{pin_repo(d.profile)}:{pin_tag(image.id)}"
-        busybox_pin = f"{pin_repo(d.profile)}:{pin_tag(d.docker.images.get(d.image).id)}"
-        assert pins(d.docker, d.profile) == {pin: image.id, busybox_pin: d.docker.images.get(d.image).id}, \
+        pin = f"{pin_repo(d.profile, state_id(d.state))}:{pin_tag(image.id)}"
+        busybox_pin = f"{pin_repo(d.profile, state_id(d.state))}:{pin_tag(d.docker.images.get(d.image).id)}"
+        assert pins(d.docker, d.profile, d.state) == {pin: image.id, busybox_pin: d.docker.images.get(d.image).id}, \
             "pinned at commit time"
         assert d.gen("switch", d.spec(app("v2")), "-q").code == 0    # no container uses the image any more
         d.docker.images.remove(user_ref)                              # the user's tag is gone: only gen's pin holds it
@@ -371,7 +373,7 @@ def test_a_pinned_image_survives_prune_until_gc_releases_it(d):
         prune(label)
         with pytest.raises(docker.errors.ImageNotFound):
             d.docker.images.get(image.id)
-        assert set(pins(d.docker, d.profile)) == {busybox_pin, foreign}, "only gen's own stale tag was removed"
+        assert set(pins(d.docker, d.profile, d.state)) == {busybox_pin, foreign}, "only gen's own stale tag was removed"
         assert d.docker.images.get(d.image).id                        # a pin never removes an image in use
     finally:
         d.cleanup()                                                   # containers first: they hold the image
@@ -380,6 +382,29 @@ def test_a_pinned_image_survives_prune_until_gc_releases_it(d):
                 d.docker.images.remove(ref, force=True)
             except docker.errors.NotFound:
                 pass
+
+
+class OpenWatch:
+    """inotify on one file: tells when some process opens it (a FileLock opens its file on every try)."""
+    IN_OPEN = 0x20
+
+    def __init__(self, path: Path):
+        import ctypes
+        libc = ctypes.CDLL(None, use_errno=True)
+        self.fd = libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
+        if self.fd < 0 or libc.inotify_add_watch(self.fd, bytes(path), self.IN_OPEN) < 0:
+            raise OSError(ctypes.get_errno(), f"inotify on {path}")
+
+    def wait(self, proc: subprocess.Popen, timeout_s: float) -> None:
+        """Until the file is opened (while `proc` runs; at most timeout_s)."""
+        import select
+        deadline = time.monotonic() + timeout_s
+        while not select.select([self.fd], [], [], 0.1)[0]:
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        os.read(self.fd, 4096)
+
+    def close(self) -> None:
+        os.close(self.fd)
 
 
 def test_a_switch_rewrites_objects_collected_while_it_waited_for_the_lock(d):
@@ -392,17 +417,18 @@ def test_a_switch_rewrites_objects_collected_while_it_waited_for_the_lock(d):
     store = Store(d.state / "store")
     lock = Profile(d.state, d.profile).lock()
     lock.acquire(5)                                        # as gc does
+    tries = OpenWatch(lock.path)                           # from now on, every open of the lock file is the switch's
     proc = subprocess.Popen([sys.executable, "-m", "gen", "switch", str(spec), "-q", "--state-dir", str(d.state)],
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 60
-        while not store.has(built["hash"]):               # the switch has built, and now waits for the lock
-            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
-            time.sleep(0.05)
-        time.sleep(0.2)
+        tries.wait(proc, 60)                               # the switch tried to take the lock: it has built ...
+        assert store.has(built["hash"]) and proc.poll() is None, "built, and waiting for the lock we hold"
         shutil.rmtree(objects)                             # ... and gc collects its unreferenced objects
+        assert not store.has(built["hash"])
+        assert proc.poll() is None, "still waiting: we hold the lock"
     finally:
         lock.release()
+        tries.close()
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err
     assert Profile(d.state, d.profile).get(1).manifest == built["hash"]

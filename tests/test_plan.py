@@ -144,3 +144,23 @@ def test_the_plan_says_why_the_update_order_matters_for_data(update, volumes, ol
     p = plan(P, services, [old("db", state=old_state)], {})
     assert p.step("db").reason == "changed" + note
     assert p.step("db").stop_before == (("old-db",) if update == "stop-first" and old_state == "running" else ())
+
+
+def bind(source, read_only=False):
+    return {"type": "bind", "source": source, "target": "/x", "read_only": read_only}
+
+
+@pytest.mark.parametrize("mounts, notes", [
+    ([bind("/var/run/docker.sock")], ["service web mounts /var/run/docker.sock (read-write): it can run any "
+                                      "container, and so control this host"]),
+    ([bind("/run/docker.sock", True)], ["service web mounts /run/docker.sock (read-only): it can run any "
+                                        "container, and so control this host"]),
+    ([bind("/", True)], ["service web mounts / (read-only): the host's whole file system"]),
+    ([bind("/etc"), bind("/srv/www")], ["service web mounts /etc (read-write): the host's configuration"]),
+    ([bind("/srv/www"), bind("/etc/nginx/nginx.conf", True)], []),       # ordinary host files: no note
+])
+def test_the_plan_says_when_a_container_gets_control_of_the_host(mounts, notes):
+    services = desired({**svc("web"), "volumes": mounts})
+    assert list(plan(P, services, [], {}).notes) == notes
+    unchanged = plan(P, services, [running(services, "web")], {})
+    assert unchanged.notes == (), "said when the service starts, not on every plan"

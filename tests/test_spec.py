@@ -52,7 +52,7 @@ healthcheck = { test = ["NONE"] }
 DEFAULTS = {
     "command": None, "entrypoint": None, "env": {}, "ports": [], "volumes": [], "depends_on": [],
     "replicas": 1, "update": "start-first", "stop_grace_ms": 10000, "restart": "unless-stopped",
-    "healthcheck": None, "secrets": [], "labels": {}, "user": None, "working_dir": None,
+    "healthcheck": None, "secrets": [], "configs": [], "labels": {}, "user": None, "working_dir": None,
 }
 
 EXPECTED_WEB = {
@@ -79,6 +79,7 @@ EXPECTED_WEB = {
     "healthcheck": {"test": ["CMD", "wget", "-q", "-O-", "http://127.0.0.1:8080/"],
                     "interval_ms": 1000, "timeout_ms": 1500, "retries": 5, "start_period_ms": 200},
     "secrets": [],
+    "configs": [],
     "labels": {"com.example.team": "shop", "tier": ""},
     "user": "1000:www-data",
     "working_dir": "/srv/www",
@@ -224,7 +225,7 @@ def test_secrets_are_declared_resolved_and_listed_sorted(tmp_path, monkeypatch):
                             "db_password": {"file": f"{tmp_path}/secrets/db.txt"}}
     assert list(spec.secrets) == ["api-key", "db_password"]
     assert spec.services["web"]["secrets"] == ["api-key", "db_password"]
-    assert len(spec.services["web"]) == len(DEFAULTS) + 2 == 17  # + name, image
+    assert len(spec.services["web"]) == len(DEFAULTS) + 2 == 18  # + name, image
     # The file's existence is compile's business, never the parser's.
     assert not (tmp_path / "secrets").exists()
 
@@ -255,7 +256,7 @@ BAD = [
     ('a = = 1', "<string>", "invalid TOML"),
     ('a = ' + '[' * 5000, "<string>", "invalid TOML"),
     ('a = ' + '9' * 5000, "<string>", "invalid TOML"),
-    ('nmae = "x"', "nmae", "unknown key (expected one of: name, secrets, services, volumes)"),
+    ('nmae = "x"', "nmae", "unknown key (expected one of: configs, name, secrets, services, volumes)"),
     ('name = 1', "name", "must be a string"),
     ('name = "Shop"', "name", "invalid name"),
     ('name = "' + 'a' * 64 + '"', "name", "at most 63 characters"),
@@ -270,7 +271,7 @@ BAD = [
     ('volumes = { data = 1 }', "volumes.data", "must be a table"),
     ('[volumes.data]\ndriver = "local"', "volumes.data.driver", "unknown key"),
     # keys and types
-    (svc('imgae = "x"'), "services.web.imgae", "unknown key (expected one of: command, depends_on"),
+    (svc('imgae = "x"'), "services.web.imgae", "unknown key (expected one of: command, configs, depends_on"),
     ('[services.web]\ncommand = ["x"]', "services.web.image", "missing required key"),
     (svc(image='1'), "services.web.image", "must be a string"),
     (svc(image='""'), "services.web.image", "must not be empty"),

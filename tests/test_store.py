@@ -569,18 +569,40 @@ def test_atomic_write_interrupted_cleans_up(tmp_path, monkeypatch):
     assert os.listdir(tmp_path) == []
 
 
-def test_atomic_write_into_read_only_directory(tmp_path):
+@pytest.mark.parametrize("refused", ["create", "rename"])
+def test_atomic_write_into_a_directory_that_refuses_writes(tmp_path, monkeypatch, refused):
+    """A directory that refuses writes: a clear error naming the file, nothing left in it. The refusal is
+    the kernel's EACCES, injected where the syscall happens (creating the temp file, or renaming it into
+    place), so the promise is tested as any user: root ignores directory permissions."""
     locked = tmp_path / "ro"
-    locked.mkdir(mode=0o500)
-    try:
-        if os.access(locked, os.W_OK):
-            pytest.skip("this process ignores directory permissions (root with CAP_DAC_OVERRIDE)")
-        with pytest.raises(StateUnwritable) as raised:
-            atomic_write(locked / "f", b"data")
-        assert "permission denied" in raised.value.reason
-        assert os.listdir(locked) == []
-    finally:
-        locked.chmod(0o700)
+    locked.mkdir()
+    denied: list[str] = []
+
+    def deny(path) -> None:
+        denied.append(str(path))
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
+
+    real_open, real_replace = os.open, os.replace
+
+    def open_(path, flags, *args, **kwargs):
+        if refused == "create" and Path(path).parent == locked and flags & os.O_CREAT:
+            deny(path)
+        return real_open(path, flags, *args, **kwargs)
+
+    def replace(src, dst, *args, **kwargs):
+        if refused == "rename" and Path(dst).parent == locked:
+            deny(dst)
+        return real_replace(src, dst, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", open_)
+    monkeypatch.setattr(os, "replace", replace)
+    with pytest.raises(StateUnwritable) as raised:
+        atomic_write(locked / "f", b"data")
+    monkeypatch.undo()
+    assert len(denied) == 1, "the write was refused where it happens, once"
+    assert raised.value.reason == "cannot write: permission denied (EACCES)"
+    assert raised.value.path == locked / "f"
+    assert os.listdir(locked) == [], "no file and no temp file left behind"
 
 
 def test_atomic_symlink_replaces_link_not_its_target(tmp_path):
@@ -647,3 +669,119 @@ def test_put_many_writes_every_missing_object_read_only_and_returns_hashes_in_or
         assert stat.S_IMODE(store.path_of(h).stat().st_mode) == 0o444
     assert not [p for p in (tmp_path / "s").rglob(".tmp-*")], "no temp files left"
     assert store.put_many([]) == []
+
+
+# --- durability: syncfs errors (issue 10) ---------------------------------------------------------
+
+class FailingLibc:
+    """Stands in for libc: its syncfs fails the way the kernel reports it (-1 and errno)."""
+
+    def __init__(self, error: int):
+        self.error = error
+        self.calls = 0
+
+    def syncfs(self, fd: int) -> int:
+        import ctypes
+        self.calls += 1
+        ctypes.set_errno(self.error)        # what CDLL(use_errno=True) hands to ctypes.get_errno()
+        return -1
+
+
+@pytest.fixture
+def sync_calls(monkeypatch):
+    calls = []
+    monkeypatch.setattr(os, "sync", lambda: calls.append("sync"))
+    return calls
+
+
+@pytest.mark.parametrize("error, cause", [(errno.EIO, "I/O error (EIO)"), (errno.ENOSPC, "disk full (ENOSPC)")])
+def test_a_failed_syncfs_raises_naming_the_directory(tmp_path, monkeypatch, sync_calls, error, cause):
+    store = Store(tmp_path / "s")
+    libc = FailingLibc(error)
+    monkeypatch.setattr("store.fsutil._libc", lambda: libc)
+    values = [{"n": 1}, {"n": 2}]
+    with pytest.raises(StateUnwritable) as raised:
+        store.put_many(values)
+    assert libc.calls == 1 and sync_calls == [], "the failure is reported, not papered over with sync()"
+    assert raised.value.path == store.path_of(hash_value(values[0])).parent
+    assert raised.value.reason == f"cannot flush to disk: {cause}"
+    assert str(raised.value.path) in str(raised.value)
+    monkeypatch.undo()
+    assert list(store.iter_hashes()) == [] and not list((tmp_path / "s").rglob(".tmp-*")), "no object, no temp"
+
+
+@pytest.mark.parametrize("libc", [None, FailingLibc(errno.ENOSYS), FailingLibc(errno.EPERM)],
+                         ids=["no-symbol", "ENOSYS", "EPERM-seccomp"])
+def test_only_a_missing_syncfs_falls_back_to_sync(tmp_path, monkeypatch, sync_calls, libc):
+    monkeypatch.setattr("store.fsutil._libc", lambda: libc)
+    store = Store(tmp_path / "s")
+    hashes = store.put_many([{"n": 1}, {"n": 2}])
+    assert sync_calls == ["sync", "sync"]           # one per syncfs: data, then the renames
+    assert [store.get(h) for h in hashes] == [{"n": 1}, {"n": 2}]
+
+
+# --- a put verifies what is already there (issue 10) ----------------------------------------------
+
+def damage(store: Store, digest: str, data: bytes = b"\x00garbage") -> None:
+    path = store.path_of(digest)
+    path.chmod(0o644)
+    path.write_bytes(data)
+    path.chmod(0o444)
+
+
+@pytest.mark.parametrize("how", ["put", "put_bytes", "put_many", "put_many_encoded"])
+@pytest.mark.parametrize("harm", ["garbage", "truncated", "empty"])
+def test_putting_a_damaged_object_again_repairs_it(tmp_path, how, harm):
+    store = Store(tmp_path)
+    digest = store.put(SPEC)
+    other = store.put(["intact"])
+    damage(store, digest, {"garbage": b"\x00garbage", "truncated": encode(SPEC)[:-3], "empty": b""}[harm])
+    with pytest.raises(CorruptObject):
+        store.get(digest)
+    put = {"put": lambda: store.put(SPEC), "put_bytes": lambda: store.put_bytes(encode(SPEC)),
+           "put_many": lambda: store.put_many([SPEC, ["intact"]])[0],
+           "put_many_encoded": lambda: store.put_many_encoded([encode(SPEC)])[0]}[how]
+    assert put() == digest
+    assert store.get(digest) == SPEC and store.get(other) == ["intact"]
+    assert mode_of(store.path_of(digest)) == 0o444
+    report = store.verify()
+    assert (report.ok, report.corrupt, report.stray) == (2, [], [])
+
+
+def test_an_intact_object_is_compared_not_rewritten(tmp_path, monkeypatch):
+    store = Store(tmp_path)
+    digest = store.put(SPEC)
+    before = store.path_of(digest).stat()
+
+    def no_writes(*args, **kwargs):
+        raise AssertionError("an intact object was rewritten")
+
+    monkeypatch.setattr("store.objects.atomic_write", no_writes)
+    monkeypatch.setattr("store.objects.atomic_write_many", lambda items, mode: items and no_writes())
+    assert store.put(SPEC) == digest and store.put_many([SPEC]) == [digest]
+    after = store.path_of(digest).stat()
+    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+
+
+# --- the gc lock (issue 10) -----------------------------------------------------------------------
+
+def test_gc_lock_is_shared_by_writers_and_exclusive_for_the_collector(tmp_path):
+    store = Store(tmp_path / "s")
+    writer1, writer2 = store.lock(shared=True), store.lock(shared=True)
+    collector = store.lock(shared=False)
+    assert writer1.try_acquire() and writer2.try_acquire(), "writers hold it together"
+    assert not collector.try_acquire(), "gc waits for every writer"
+    writer1.release()
+    assert not collector.try_acquire()
+    writer2.release()
+    assert collector.try_acquire()
+    assert collector.holder_pid() == os.getpid()
+    assert not store.lock(shared=True).try_acquire(), "a writer waits while gc decides and sweeps"
+    with pytest.raises(LockTimeout) as raised:
+        with store.writing(timeout=0):
+            pass
+    assert raised.value.holder_pid == os.getpid()
+    collector.release()
+    with store.writing(timeout=0):
+        assert not store.lock(shared=False).try_acquire()
+    assert (tmp_path / "s" / "gc.lock").is_file() and list(store.iter_hashes()) == []

@@ -9,6 +9,7 @@ import re
 import pytest
 
 from gen.deploy.activation import Activation
+from gen.deploy.commit import Commit
 from gen.deploy.options import Options
 from gen.engine.memory import MemoryEngine
 from gen.errors import ActivationFailed, GenError, Interrupted, ProfileError
@@ -399,8 +400,7 @@ class FakePointer:
     def __init__(self, fail: str | None = None):
         self.current, self.records, self.fail = "old", ["old"], fail
 
-    def commit(self) -> "Commit":
-        from gen.deploy.activation import Commit
+    def commit(self) -> Commit:
 
         def prepare():
             self.records.append("new")
@@ -450,3 +450,123 @@ def test_run_returns_what_the_flip_returned(engine):
     assert Activation(engine, compile_spec(parse_spec(BEFORE), P, lambda ref, key: IMAGES[ref]),
                       plan(P, compile_spec(parse_spec(BEFORE), P, lambda ref, key: IMAGES[ref]).services, [], {}),
                       FAST).run(FakePointer().commit()) == 7
+
+
+# -- a failing undo: the restore itself fails (exit 3, the journal kept for `gen recover`) ---------------
+WEB1 = spec(svc("web", update="stop-first", restart="no"))
+WEB_BAD = spec(svc("web", "app:bad", update="stop-first", restart="no"))     # exits at once: the switch fails
+
+
+def failing_once(engine, monkeypatch, verb: str, error: BaseException, which) -> list[str]:
+    """Make the engine's `verb` raise `error` the first time it is called on a container `which` accepts;
+    returns the containers it failed on."""
+    real, failed = getattr(engine, verb), []
+
+    def call(cid, *args):
+        if not failed and which(engine.containers.get(cid)):
+            failed.append(cid)
+            raise error
+        return real(cid, *args)
+    monkeypatch.setattr(engine, verb, call)
+    return failed
+
+
+@pytest.fixture
+def bad_exits(engine):
+    engine.script("app:bad", exit_code=1, logs="boom")
+
+
+def old_web(c) -> bool:
+    return c is not None and c.obj["image"] == "app:1"
+
+
+def new_web(c) -> bool:
+    return c is not None and c.obj["image"] == "app:bad"
+
+
+@pytest.mark.parametrize("verb, which, error", [
+    ("start", old_web, GenError("container web", "engine refused the restart")),
+    ("start", old_web, KeyError("State")),                   # not gen's own: still reported, never raw
+    ("remove", new_web, GenError("container web", "removal of container is already in progress")),
+    ("remove", new_web, TimeoutError("read timed out")),     # a hung engine during the undo
+], ids=["restart-GenError", "restart-KeyError", "remove-GenError", "remove-timeout"])
+def test_an_undo_that_fails_says_the_old_generation_is_not_restored(engine, bad_exits, monkeypatch, verb, which,
+                                                                    error):
+    switch(engine, WEB1)
+    failed_on = failing_once(engine, monkeypatch, verb, error, which)
+    with pytest.raises(ActivationFailed) as raised:
+        switch(engine, WEB_BAD)
+    e = raised.value
+    assert failed_on, f"the undo's {verb} was never called"
+    assert (e.restored, e.exit_code, e.service) == (False, 3, "web")
+    assert "ALSO failed" in str(e) and (getattr(error, "reason", None) or type(error).__name__) in str(e)
+
+
+def test_an_abandon_that_fails_after_a_restore_only_warns(engine):
+    switch(engine, BEFORE)
+    before = {cid: state for cid, _, state, _ in view(engine).values()}
+    pointer = FakePointer("rename")
+    commit = pointer.commit()
+
+    def abandon():
+        raise OSError(5, "Input/output error")
+    commit.abandon = abandon
+    warnings: list[str] = []
+    target = compile_spec(parse_spec(spec(svc("db", "app:2", update="stop-first"),
+                                          svc("web", "app:2", deps=["db"], ports=[8080]))), P, lambda r, k: IMAGES[r])
+    observed = engine.observe(P)
+    with pytest.raises(ActivationFailed) as failed:
+        Activation(engine, target, plan(P, target.services, observed, {}), FAST,
+                   lambda service, state, detail: warnings.append(detail) if state == "warning" else None).run(commit)
+    assert failed.value.restored and failed.value.exit_code == 2, "the old generation is back: exit 2"
+    assert {c.id: c.state for c in engine.observe(P)} == before
+    assert any("could not be taken back" in w for w in warnings), warnings
+
+
+@pytest.fixture
+def deployer(engine, tmp_path):
+    """The whole transaction as `gen switch` runs it (journal, commit, activation log), on the memory engine
+    and a real state directory."""
+    from gen.deploy.transaction import Deployer
+    from gen.state.profile import Profile
+    from store import Store
+    return Deployer(Store(tmp_path / "store"), engine, FAST), Profile(tmp_path, P)
+
+
+def deploy(deployer, text: str):
+    d, prof = deployer
+    compiled = compile_spec(parse_spec(text), P, lambda ref, key: IMAGES[ref])
+    with prof.locked(5):                                 # as gen.api does
+        return d.activate(prof, compiled, "switch", d.commit_switch(prof, compiled))
+
+
+def test_a_failing_undo_keeps_the_journal_and_recover_restores_the_old_generation(engine, bad_exits, deployer,
+                                                                                    monkeypatch):
+    from gen.deploy.recovery import recover
+    d, prof = deployer
+    assert deploy(deployer, WEB1).generation == 1
+    [(old, *_)] = view(engine).values()
+    failing_once(engine, monkeypatch, "start", GenError("container web", "engine hiccup"), old_web)
+    with pytest.raises(ActivationFailed) as failed:
+        deploy(deployer, WEB_BAD)
+    assert (failed.value.restored, failed.value.exit_code) == (False, 3)
+    journal = prof.journal()
+    assert journal and journal["kind"] == "switch", "the journal stays: the engine matches no generation"
+    assert prof.current_number() == 1 and [g.number for g in prof.generations()] == [1]
+    assert [(c.id, c.state) for c in engine.observe(P)] == [(old, "exited")], "the old web is down"
+    assert prof.activations()[-1]["outcome"].startswith("failed"), "the failure is logged"
+    monkeypatch.undo()                                   # the engine is healthy again
+    with prof.locked(5):
+        result = recover(d, prof)
+    assert "recovered an interrupted switch" in result.message
+    assert prof.journal() is None and prof.current_number() == 1
+    assert [(c.id, c.image_id, c.state) for c in engine.observe(P)] == [(old, IMAGES["app:1"], "running")]
+
+
+def test_a_restored_failure_removes_the_journal(engine, bad_exits, deployer):
+    _, prof = deployer
+    deploy(deployer, WEB1)
+    with pytest.raises(ActivationFailed) as failed:
+        deploy(deployer, WEB_BAD)
+    assert (failed.value.restored, failed.value.exit_code) == (True, 2)
+    assert prof.journal() is None and prof.current_number() == 1

@@ -15,7 +15,7 @@ from typing import Optional
 
 import typer
 
-from gen.api import ActivationFailed, GenError, StoreError
+from gen.api import GenError, StoreError
 
 EXAMPLES = """Examples:
 
@@ -147,6 +147,7 @@ def _render_result(result, dry_run: bool, as_json: bool) -> None:
         _json({"profile": result.profile, "generation": result.generation, "hash": result.manifest,
                "changed": result.changed, "message": result.message, "duration_s": round(result.duration_s, 3),
                "plan": plan_json(result.plan) if result.plan is not None else [],
+               "notes": list(result.plan.notes) if result.plan is not None else [],
                "warnings": list(result.warnings)})
         return
     if dry_run and result.plan is not None:
@@ -243,18 +244,18 @@ def log(profile: Optional[str] = ProfileOpt, state_dir: Optional[Path] = StateDi
 
 
 @app.command()
-def verify(state_dir: Optional[Path] = StateDirOpt, as_json: bool = JsonOpt):
-    """Rehash the store; check every generation's objects exist. Exit 1 on any problem.
+def verify(state_dir: Optional[Path] = StateDirOpt, as_json: bool = JsonOpt, repair: bool = typer.Option(
+        False, "--repair", help="Re-put broken objects a build of a recorded (or --from) spec makes; remove nothing."),
+        specs: list[Path] = typer.Option([], "--from", help="A spec to rebuild from (repeatable; implies --repair).")):
+    """Rehash the store; check every generation's objects exist. Exit 1 on any problem (left).
 
-    Every object is rehashed (ok or corrupt).
+    Every object is rehashed. Every generation of every profile needs its manifest, its service objects and
+    its spec source: what is missing or corrupt is named with the generations that need it.
 
-    Every generation of every profile needs its manifest, its service objects and its spec source:
-    missing ones are named with the generations that need them.
-
-    Example: gen verify --json
+    Example: gen verify --repair --from examples/shop/gen.toml
     """
     from gen.cli.views import render_verify
-    result = _gen(state_dir).verify()
+    result = _gen(state_dir).verify(repair=repair or bool(specs), specs=specs)
     if as_json:
         _json(result.to_json())
     else:
@@ -281,17 +282,6 @@ def gc(profile: Optional[str] = ProfileOpt,
     print(json.dumps(report.to_json()) if as_json else render_gc(report))
 
 
-def _render_error(e: Exception) -> None:
-    print(f"error: {e}", file=sys.stderr)
-    if isinstance(e, ActivationFailed):
-        if e.logs:
-            print("last log lines:", file=sys.stderr)
-            for line in e.logs.splitlines()[-10:]:
-                print(f"  | {line}", file=sys.stderr)
-        print("the previous generation was restored; `current` is unchanged" if e.restored else
-              "the engine does NOT match `current`: run `gen recover`", file=sys.stderr)
-
-
 def _interrupt(signum, frame):
     raise KeyboardInterrupt    # SIGTERM (systemctl stop, timeout) undoes an activation like Ctrl-C
 
@@ -305,7 +295,8 @@ def main(argv: list[str] | None = None) -> int:
         if isinstance(code, int):      # typer.Exit(n) comes back as a return value here
             return code
     except (GenError, StoreError) as e:
-        _render_error(e)
+        from gen.cli.views import render_error
+        render_error(e)
         return e.exit_code
     except typer.Exit as e:
         return e.exit_code
@@ -316,18 +307,11 @@ def main(argv: list[str] | None = None) -> int:
         if hasattr(e, "show") and hasattr(e, "exit_code"):    # typer's (click's) usage errors
             e.show()
             return 1          # bad input is 1, never 2 (2 means "activation failed and rolled back")
-        return _unexpected(e)
+        from gen.cli.views import render_unexpected
+        render_unexpected(e)
+        return UNEXPECTED_EXIT
     return 0
 
 
 BUSY_EXIT = 4            # `gen status` while an activation runs: nothing was judged
 UNEXPECTED_EXIT = 70     # sysexits EX_SOFTWARE: an internal error
-
-
-def _unexpected(e: Exception) -> int:
-    """A bug or a failure gen does not know (not a GenError): one line, no traceback, exit 70. A
-    transaction in flight undid itself before this point; if something still looks wrong, recover."""
-    text = " ".join(str(e).split())[:300]
-    print(f"error: unexpected {type(e).__name__}{': ' + text if text else ''} (a bug in gen; "
-          "if the engine does not match `current`, run `gen recover`)", file=sys.stderr)
-    return UNEXPECTED_EXIT

@@ -153,6 +153,7 @@ def render_show(info: dict) -> list[tuple[str, str]]:
             out.append(("", f"      {label:<12} {value}"))
     if info["volumes"]:
         out.append(("header", "volumes: " + ", ".join(info["volumes"])))
+    out.extend(render_exactness(info))
     if src and src["text"] is not None:
         out.append(("header", f"spec source ({src['path']}):"))
         out.extend(("dim", f"  | {line}") for line in src["text"].splitlines())
@@ -171,7 +172,9 @@ def _service_fields(s: dict) -> list[tuple[str, str]]:
     if s.get("volumes"):
         rows.append(("volumes", ", ".join(format_mount(m) for m in s["volumes"])))
     if s.get("secrets"):
-        rows.append(("secrets", ", ".join(s["secrets"])))
+        rows.append(("secrets", ", ".join(_secret(x) for x in s["secrets"])))
+    if s.get("configs"):
+        rows.append(("configs", ", ".join(f"{c['name']} -> {c['target']} ({c['object'][:12]})" for c in s["configs"])))
     if s.get("depends_on"):
         rows.append(("depends_on", ", ".join(s["depends_on"])))
     if s.get("healthcheck"):
@@ -180,6 +183,46 @@ def _service_fields(s: dict) -> list[tuple[str, str]]:
     rows.append(("update", f"{s.get('update')}, stop_grace {format_ms(s.get('stop_grace_ms') or 0)}, "
                            f"restart {s.get('restart')}"))
     return rows
+
+
+def _secret(ref) -> str:
+    """A service's secret: its name and its sealed object's digest (format 2), or the file it is read
+    from (format 1). Never a value: the store holds none in plaintext."""
+    if isinstance(ref, dict) and "object" in ref:
+        return f"{ref.get('name')} (sealed {str(ref['object'])[:12]})"
+    if isinstance(ref, dict):
+        return f"{ref.get('name')} (from {ref.get('file')})"
+    return str(ref)
+
+
+def render_exactness(info: dict) -> list[tuple[str, str]]:
+    """What a rollback to this generation restores (pinned) and what it leaves as the host has it."""
+    pinned, host = [], []
+    for name, s in info["services"].items():
+        pinned.append(f"image   {name}: {s.get('image')} = {short_image_id(s.get('image_id') or '')}")
+        if s.get("env"):
+            pinned.append(f"env     {name}: {', '.join(sorted(s['env']))}")
+        for ref in s.get("secrets") or ():
+            if isinstance(ref, dict) and "object" in ref:
+                pinned.append(f"secret  {name}: {ref['name']} -> {ref.get('target')}  (sealed {ref['object'][:12]})")
+            elif isinstance(ref, dict):
+                host.append(f"secret  {name}: {ref.get('name')} from {ref.get('file')} (read as the file is now: "
+                            "an object of an older gen)")
+        for ref in s.get("configs") or ():
+            pinned.append(f"config  {name}: {ref['name']} -> {ref['target']}  ({ref['object'][:12]}, "
+                          f"mode {ref['mode']:04o}, {ref['uid']}:{ref['gid']})")
+        for m in s.get("volumes") or ():
+            how = "read-only" if m.get("read_only") else "writable"
+            kind = "named volume" if m.get("type") == "volume" else "bind"
+            host.append(f"{'volume' if m.get('type') == 'volume' else 'bind':<7} {name}: {m.get('source')} -> "
+                        f"{m.get('target')}  ({how} {kind})")
+    out = [("header", "pinned by this generation (a rollback restores exactly these):")]
+    out.extend(("", f"  {line}") for line in pinned)
+    out.append(("header", "from the host (NOT restored by a rollback: used as the host has them):"))
+    out.extend(("", f"  {line}") for line in host)
+    if not host:
+        out.append(("dim", "  nothing"))
+    return out
 
 
 def _json(value) -> str:

@@ -38,6 +38,7 @@ def render_plan(plan) -> str:
         how = f" [{s.strategy}]" if s.strategy else ""
         level = f"level {s.level}" if s.level is not None else "after commit"
         rows.append(f"  {s.action:<8} {s.service:<16} {level:<12} {s.reason}{how}")
+    rows.extend(f"  note: {note}" for note in plan.notes)
     return "\n".join(rows)
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import sys
 
+from gen.api import ActivationFailed
+
 STYLES = {"header": "bold", "added": "green", "removed": "red", "changed": "yellow", "dim": "dim", "": ""}
 
 
@@ -78,11 +80,16 @@ def render_verify(result) -> list[tuple[str, str]]:
         out.append(("removed", f"problem  {p}"))
     for path in result.stray:
         out.append(("dim", f"stray    {path} (not an object; safe to delete)"))
+    for fix in result.repaired:
+        out.append(("added", f"repaired {fix['hash']}  rebuilt from {fix['from']}"))
+    for note in result.repair_notes:
+        out.append(("dim", f"note     {note}"))
     for name, n in sorted(result.profiles.items()):
         out.append(("", f"profile {name}: {n} generation(s) checked"))
     out.append(("header" if result.ok else "removed",
                 f"objects: {result.objects_ok} ok, {len(result.corrupt)} corrupt, {len(result.missing)} missing"
                 + (f", {len(result.stray)} stray" if result.stray else "")
+                + (f", {len(result.repaired)} repaired" if result.repaired else "")
                 + ("; the store is intact" if result.ok else "; PROBLEMS FOUND")))
     return out
 
@@ -126,3 +133,23 @@ def _size(n: int) -> str:
     if n < 1024:
         return f"{n} B"
     return f"{n / 1024:.1f} KiB" if n < 1024 * 1024 else f"{n / (1024 * 1024):.1f} MiB"
+
+
+def render_error(e: Exception) -> None:
+    """A GenError or StoreError on stderr: `error: subject: reason`, and for a failed activation its logs."""
+    print(f"error: {e}", file=sys.stderr)
+    if isinstance(e, ActivationFailed):
+        if e.logs:
+            print("last log lines:", file=sys.stderr)
+            for line in e.logs.splitlines()[-10:]:
+                print(f"  | {line}", file=sys.stderr)
+        print("the previous generation was restored; `current` is unchanged" if e.restored else
+              "the engine does NOT match `current`: run `gen recover`", file=sys.stderr)
+
+
+def render_unexpected(e: Exception) -> None:
+    """A bug or a failure gen does not know (not a GenError): one line, no traceback (the CLI exits 70).
+    A transaction in flight undid itself before this point; if something still looks wrong, recover."""
+    text = " ".join(str(e).split())[:300]
+    print(f"error: unexpected {type(e).__name__}{': ' + text if text else ''} (a bug in gen; "
+          "if the engine does not match `current`, run `gen recover`)", file=sys.stderr)

@@ -1,9 +1,10 @@
 """Activation: execute a Plan as one bounded transaction.
 
-    prepare (images, network, volumes, create containers)  -- nothing running is touched yet
+    prepare (secrets and config files materialised, images, network, volumes, create containers)
+                                                          -- nothing running is touched yet
     per dependency level: stop what must stop first, start the new, wait for health
     commit, in two phases (see Commit): what may still be undone, then the flip of `current`
-    remove the old containers
+    remove the old containers (and their materialised files)
 
 Any failure before the flip (any exception, not only gen's own) undoes everything this transaction
 did, in reverse: created containers are removed, stopped ones started again (and checked), started
@@ -14,7 +15,6 @@ never removed. A crash at any point is repaired by converging on `current` with 
 """
 from __future__ import annotations
 
-import signal
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -24,9 +24,11 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from gen.model.compile import Compiled
-from gen.errors import ActivationFailed, GenError, Interrupted
+from gen.errors import ActivationFailed, GenError, Interrupted, NotOwned
+from gen.deploy.commit import Commit, flip, interrupts_deferred
 from gen.deploy.faults import checkpoint
 from gen.deploy.health import Probe, wait_healthy
+from gen.deploy.materialize import materialize, remove_stale, with_paths
 from gen.deploy.options import Options, Progress, no_progress
 from gen.engine.base import Engine
 from gen.model.naming import LABEL_PROFILE, network_name, volume_name
@@ -34,27 +36,11 @@ from gen.model.plan import Plan
 from store.errors import StoreError
 
 @dataclass
-class Commit:
-    """What makes an activation count, in two phases.
-
-    prepare(): everything that may still be undone (store writes, image pins, the generation record);
-    flip(): the commit point (the atomic rename of `current`); returns what run() reports;
-    flipped(): has the commit point moved? Asked when flip() raised: the rename may have happened
-      before the error (an fsync of the directory after it failed), and a rename that happened is
-      never undone;
-    abandon(): take back what prepare() did that must not outlive a failed activation.
-    """
-    flip: Callable[[], object]
-    prepare: Callable[[], None] = lambda: None
-    flipped: Callable[[], bool] = lambda: False
-    abandon: Callable[[], None] = lambda: None
-
-
-@dataclass
 class UndoLog:
     created: list[str] = field(default_factory=list)
     stopped: list[tuple[str, str]] = field(default_factory=list)     # (container id, service)
     started: list[str] = field(default_factory=list)                 # previously stopped, started by us
+    networks: list[str] = field(default_factory=list)                # created by this activation
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def add(self, kind: str, item) -> None:
@@ -77,6 +63,7 @@ class Activation:
         self._started_at: dict[str, float] = {}  # container id -> when its start returned (monotonic)
         self._unsettled: dict[str, str] = {}     # started without a healthcheck, window not yet checked
         self._inflight: list = []                # futures of the last parallel batch
+        self._paths: dict[str, dict[str, str]] = {}  # service hash -> its pinned files' host paths
 
     def run(self, commit: Commit | Callable[[], object]) -> object:
         """Prepare, start, gate on health, commit, clean up; returns what commit.flip() returned.
@@ -92,8 +79,8 @@ class Activation:
                     self._start_level(level, deadline)
                 self._settle(deadline)
                 commit.prepare()
-                with _interrupts_deferred():
-                    outcome, after_flip = _flip(commit)
+                with interrupts_deferred():
+                    outcome, after_flip = flip(commit)
             except KeyboardInterrupt:
                 # Ctrl-C or SIGTERM before the commit: undo, as for any other failure. Let the engine
                 # calls already in flight finish first, so that the undo log is complete.
@@ -114,30 +101,51 @@ class Activation:
         except Exception as e:
             raise Interrupted("cleanup", f"the new generation is committed and running, but removing the old "
                               f"containers failed ({_describe(e)}); run `gen recover`") from None
+        self._remove_stale_files()
         if after_flip is not None:
             raise Interrupted("commit", f"the new generation is current and running, but the commit may not be "
                               f"durable ({_describe(after_flip)}); run `gen recover` once the disk is healthy") from None
 
+    def _remove_stale_files(self) -> None:
+        """The materialised files of services whose containers are gone (gen.deploy.materialize):
+        best effort, a leftover only costs a little tmpfs."""
+        try:
+            problems = remove_stale(self.target)
+        except Exception as e:
+            problems = [_describe(e)]
+        for problem in problems:
+            self.progress("", "warning", f"materialised files left behind: {problem}")
+
     # -- prepare: everything that can fail before anything running is touched ----------------------
     def _prepare(self) -> None:
+        # Secrets and config files first, for every service (a kept one's too: after a reboot its
+        # files are gone), so a missing or wrong key is found before the engine is asked anything.
+        self._paths = materialize(self.target)
         new = [(s, c) for s in self.plan.steps for c in s.create]
         for image in sorted({self.target.services[s.service][1]["image_id"] for s, _ in new}):
             self.engine.image_id(image, f"image {image[:19]}")
         if new:
-            self.engine.ensure_network(network_name(self.profile), {LABEL_PROFILE: self.profile})
+            if self.engine.ensure_network(network_name(self.profile), {LABEL_PROFILE: self.profile}):
+                self.undo_log.add("networks", network_name(self.profile))
             checkpoint("network")
-        for vol in self.target.manifest["volumes"]:
-            self.engine.ensure_volume(volume_name(self.profile, vol), {LABEL_PROFILE: self.profile})
+        for vol, opts in self.target.manifest["volumes"].items():
+            self.engine.ensure_volume(self._volume(vol), {LABEL_PROFILE: self.profile},
+                                      external=bool(opts.get("external")))
             checkpoint(f"volume {vol}")
         self._parallel(self._create, new)
+
+    def _volume(self, vol: str) -> str:
+        """The engine's name of a declared volume: the user's own for an external one, else the profile's."""
+        opts = self.target.manifest["volumes"][vol]
+        return opts["name"] if opts.get("external") else volume_name(self.profile, vol)
 
     def _create(self, step, c) -> None:
         h, obj = self.target.services[step.service]
         self.progress(step.service, "creating", c.name)
-        volumes = {v: volume_name(self.profile, v) for v in self.target.manifest["volumes"]}
+        volumes = {v: self._volume(v) for v in self.target.manifest["volumes"]}
         with _naming(step.service, f"container {c.name} could not be created"):
-            cid = self.engine.create(self.profile, step.service, obj, h, self.target.manifest_hash, c.replica,
-                                     c.name, network_name(self.profile), volumes)
+            cid = self.engine.create(self.profile, step.service, with_paths(obj, self._paths.get(h, {})), h,
+                                     self.target.manifest_hash, c.replica, c.name, network_name(self.profile), volumes)
         self.undo_log.add("created", cid)
         self._new_ids[c.name] = cid
         checkpoint(f"created {c.name}")
@@ -229,26 +237,47 @@ class Activation:
     def _undo_and_raise(self, failure: BaseException, commit: Commit) -> None:
         restored, problem = True, ""
         try:
-            self._parallel(lambda cid: self.engine.remove(cid), [(cid,) for cid in self.undo_log.created])
-            self._parallel(lambda cid: self.engine.stop(cid, 0), [(cid,) for cid in self.undo_log.started])
+            self._undo_each("removed", self.engine.remove, self.undo_log.created)
+            self._remove_created_networks()
+            self._undo_each("stopped again", lambda cid: self.engine.stop(cid, 0), self.undo_log.started)
             again = dict(self.undo_log.stopped)
             for cid, service in again.items():
                 self.progress(service, "restoring", cid[:12])
-            self._parallel(lambda cid: self.engine.start(cid), [(cid,) for cid in again])
+            self._undo_each("restarted", self.engine.start, again)
             probes = dict(self._pool.map(self._restore_probe, list(again))) if self.options.early_probes else {}
             wait_healthy(self.engine, self.profile, {cid: None for cid in again}, again,
                          time.monotonic() + self.options.timeout_s, self.options, self._pool.map,
                          {cid: probe for cid, probe in probes.items() if probe})
+            checkpoint("undo: old containers healthy again")
         except Exception as e:
             restored, problem = False, _describe(e)
         try:
             commit.abandon()
+            checkpoint("undo: prepared commit abandoned")
         except Exception as e:       # a generation record left behind is harmless: it was never current
             self.progress("", "warning", f"a prepared generation record could not be taken back ({_describe(e)})")
+        if restored and isinstance(failure, NotOwned):
+            raise failure from None      # a refusal (exit 1): nothing of the engine's was changed
         failed = ActivationFailed.wrap(failure)
         if not restored:
             failed.mark_not_restored(problem)
         raise failed from None
+
+    def _remove_created_networks(self) -> None:
+        """A network this activation created goes with it (a failed first switch leaves nothing behind)."""
+        for name in self.undo_log.networks:
+            try:
+                self.engine.remove_network(name)
+            except GenError as e:        # in use by something else meanwhile: harmless to leave
+                self.progress("", "warning", f"network {name} was left behind ({e.reason})")
+            checkpoint(f"undo: network {name} removed")
+
+    def _undo_each(self, done: str, call: Callable[[str], object], cids) -> None:
+        """One step of the undo on each container, in parallel; each container's step is a kill point."""
+        def one(cid: str) -> None:
+            call(cid)
+            checkpoint(f"undo: {done} {cid[:12]}")
+        self._parallel(one, [(cid,) for cid in cids])
 
     def _restore_probe(self, cid: str) -> tuple[str, Probe | None]:
         """The early probe of a restarted old container, from its own healthcheck. Best effort: without
@@ -267,16 +296,6 @@ class Activation:
             raise errors[0]
 
 
-def _flip(commit: Commit) -> tuple[object, BaseException | None]:
-    """(what flip returned, None), or (None, the error) when flip raised after the commit point moved."""
-    try:
-        return commit.flip(), None
-    except BaseException as e:
-        if commit.flipped():
-            return None, e
-        raise
-
-
 @contextmanager
 def _naming(service: str, what: str):
     """An engine error about a container becomes a failure that names its service (DESIGN rule 5)."""
@@ -290,18 +309,3 @@ def _naming(service: str, what: str):
 
 def _describe(e: BaseException) -> str:
     return str(e) if isinstance(e, (GenError, StoreError)) else f"{type(e).__name__}: {e}"
-
-
-@contextmanager
-def _interrupts_deferred():
-    """SIGINT or SIGTERM during the commit is ignored: the pointer flip is never cut in two, and a
-    generation that committed is kept (the removal of old containers then completes)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)

@@ -6,8 +6,10 @@ stopped), planning `current` against what runs yields exactly the steps that res
 """
 from __future__ import annotations
 
+from gen.deploy.faults import checkpoint
 from gen.deploy.options import Result
 from gen.deploy.transaction import Deployer
+from gen.errors import CorruptState, UnknownFormat
 from gen.model.compile import Compiled, compile_empty
 from gen.state.manifests import load_compiled
 from gen.state.profile import Profile
@@ -27,16 +29,31 @@ def recover_if_interrupted(d: Deployer, prof: Profile) -> None:
         d.progress("", "recovering", f"an interrupted {journal['kind']} (pid {journal['pid']}) was found; "
                    "converging on the current generation first")
         converge(d, prof)
+        checkpoint("recover first: converged on current")
         prof.end()
+        checkpoint("recover first: journal removed")
         d.progress("", "recovered", "the engine matches the current generation again")
 
 
 def recover(d: Deployer, prof: Profile) -> Result:
-    """`gen recover`: converge on `current`, saying which interrupted activation it repaired. Caller holds the lock."""
-    journal = prof.journal()
+    """`gen recover`: converge on `current`, saying which interrupted activation it repaired. Caller holds the lock.
+
+    Converging needs only `current`, so a damaged journal does not stop an explicit recover (every
+    other verb refuses it and points here); one in a format this gen does not know (a newer gen's)
+    does, since that gen may have meant more by it."""
+    try:
+        journal = prof.journal()
+    except UnknownFormat:
+        raise
+    except CorruptState as e:
+        d.progress("", "warning", f"{e}; converging on the current generation anyway")
+        journal = {"kind": "activation (its journal was damaged)", "pid": None}
     result = converge(d, prof)
+    checkpoint("recover: converged on current")
     prof.end()
+    checkpoint("recover: journal removed")
     if journal:
-        return Result(**{**result.__dict__, "message": f"recovered an interrupted {journal['kind']} "
-                         f"(pid {journal['pid']}); {result.message}"})
+        by = f" (pid {journal['pid']})" if journal.get("pid") else ""
+        return Result(**{**result.__dict__, "message": f"recovered an interrupted {journal['kind']}{by}; "
+                         f"{result.message}"})
     return result

@@ -18,23 +18,28 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
-from gen.deploy.activation import Activation, Commit
+from gen.deploy.activation import Activation
+from gen.deploy.commit import Commit
 from gen.deploy.faults import checkpoint
 from gen.deploy.options import Options, Progress, Result, no_progress
 from gen.engine.base import Engine
-from gen.errors import ActivationFailed, StateTooFull
+from gen.errors import ActivationFailed, CorruptState, StateTooFull
+from gen.model import formats
 from gen.model.compile import Compiled
 from gen.model.plan import Plan, plan
+from gen.state import roots
 from gen.state.manifests import store_compiled
 from gen.state.pins import pin_images
 from gen.state.profile import Profile
 from store import Store
+from store.errors import StoreError
 from store.objects import HASH_RE
 
 # Free space the state directory must have before anything running is touched: the commit writes a
 # generation record, a symlink and a log line (a few KiB); a full disk must fail the switch before
 # the old containers are stopped, not at the commit, after an outage.
 COMMIT_RESERVE_BYTES = 1 << 20
+LOCK_TIMEOUT_S = 30.0           # how long a switch waits for a running gc before it writes its closure
 
 
 @dataclass
@@ -51,9 +56,17 @@ class Deployer:
         return plan(prof.name, compiled.services, observed, self.known(observed))
 
     def known(self, observed) -> dict[str, dict]:
-        """Service objects of the observed containers, where the store has them (to explain changes)."""
-        hashes = {c.hash for c in observed if HASH_RE.fullmatch(c.hash)}     # labels may be anything
-        return {h: self.store.get(h) for h in hashes if self.store.has(h)}
+        """Service objects of the observed containers, where the store has them intact: used only to
+        explain a change and to stop old containers with their own grace. A missing, damaged or
+        foreign object is left out (the plan then says just "changed"), so a stale object never
+        blocks a switch or a recovery."""
+        found = {}
+        for h in {c.hash for c in observed if HASH_RE.fullmatch(c.hash)}:     # labels may be anything
+            try:
+                found[h] = formats.service_object(self.store.get(h), f"object {h}")
+            except (StoreError, CorruptState):
+                continue
+        return found
 
     def dry_run(self, prof: Profile, compiled: Compiled) -> Result:
         p = self.plan(prof, compiled)
@@ -109,12 +122,15 @@ class Deployer:
         again (gc may have collected this build while we waited for the lock). Then images pinned
         and a generation recorded (only when the manifest differs from the newest, as in Nix), both
         undoable; then `current` flipped."""
-        store_compiled(self.store, compiled)
+        with roots.writing(self.store, LOCK_TIMEOUT_S):      # gc waits until the closure is rooted
+            store_compiled(self.store, compiled)
+            roots.record_build(prof.path.parent.parent, prof.name, compiled.manifest_hash)
         chosen: list[int] = []
         appended: list[int] = []
 
         def prepare() -> None:
-            pin_images(self.engine, prof.name, compiled)   # a recorded generation's images survive `image prune`
+            pin_images(self.engine, prof.path.parent.parent, prof.name, compiled)   # a recorded generation's images survive `image prune`
+            checkpoint("commit: images pinned")
             newest = prof.newest()
             if newest and newest.manifest == compiled.manifest_hash:
                 chosen.append(newest.number)

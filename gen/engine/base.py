@@ -55,9 +55,14 @@ class Engine(Protocol):
     def logs(self, cid: str, tail: int = 10) -> str: ...
 
     # -- networks and volumes (created when missing; volumes are never removed) ----------------
-    def ensure_network(self, name: str, labels: dict[str, str]) -> None: ...
+    def ensure_network(self, name: str, labels: dict[str, str]) -> bool:
+        """Create the network unless it exists; True when this call created it. One that exists must
+        carry the same gen.profile label (NotOwned otherwise: gen never adopts another's network)."""
 
-    def ensure_volume(self, name: str, labels: dict[str, str]) -> None: ...
+    def ensure_volume(self, name: str, labels: dict[str, str], external: bool = False) -> None:
+        """Create the volume unless it exists; one that exists must carry the same gen.profile label
+        (NotOwned otherwise). external=True: the volume is the user's: it must exist, its labels are
+        not gen's business, and gen never creates it."""
 
     def remove_network(self, name: str) -> None: ...
 

@@ -15,8 +15,9 @@ import docker.errors
 import requests.exceptions
 from docker.types import Mount
 
-from gen.errors import EngineError, EngineUnavailable, ImageMissing
+from gen.errors import EngineError, EngineUnavailable, ImageMissing, NotOwned
 from gen.engine.base import DEFAULT_HEALTH_TIMEOUT_MS, ContainerDetails
+from gen.model import formats
 from gen.model.naming import LABEL_HASH, LABEL_PROFILE, LABEL_REPLICA, LABEL_SERVICE, container_labels
 from gen.model.plan import Observed
 
@@ -126,20 +127,31 @@ class DockerEngine:
 
     # -- networks and volumes -------------------------------------------------------------------
     @_translated(lambda name, *_: f"network {name}")
-    def ensure_network(self, name: str, labels: dict[str, str]) -> None:
-        if not any(n["Name"] == name for n in self.api.networks(names=[name])):
-            try:
-                self.api.create_network(name, driver="bridge", labels=labels, check_duplicate=True)
-            except docker.errors.APIError as e:
-                if e.status_code != 409:     # created concurrently by another process: fine
-                    raise
+    def ensure_network(self, name: str, labels: dict[str, str]) -> bool:
+        found = [n for n in self.api.networks(names=[name]) if n["Name"] == name]
+        if found:
+            _check_owner("network", name, found[0].get("Labels"), labels)
+            return False
+        try:
+            self.api.create_network(name, driver="bridge", labels=labels, check_duplicate=True)
+        except docker.errors.APIError as e:
+            if e.status_code != 409:     # created concurrently by another process of this profile: fine
+                raise
+            return False
+        return True
 
     @_translated(lambda name, *_: f"volume {name}")
-    def ensure_volume(self, name: str, labels: dict[str, str]) -> None:
+    def ensure_volume(self, name: str, labels: dict[str, str], external: bool = False) -> None:
         try:
-            self.api.inspect_volume(name)
+            found = self.api.inspect_volume(name)
         except docker.errors.NotFound:
+            if external:
+                raise EngineError(f"volume {name}", "is declared external but does not exist "
+                                  f"(create it first: docker volume create {name})") from None
             self.api.create_volume(name, labels=labels)
+            return
+        if not external:
+            _check_owner("volume", name, found.get("Labels"), labels)
 
     @_translated(lambda name: f"network {name}")
     def remove_network(self, name: str) -> None:
@@ -154,7 +166,7 @@ class DockerEngine:
         """Create (not start) a container for one replica of a service object; returns its id."""
         host_config = self.api.create_host_config(
             port_bindings=_port_bindings(obj["ports"]),
-            mounts=[_mount(v, volumes) for v in obj["volumes"]] + [_secret_mount(x) for x in obj["secrets"]],
+            mounts=[_mount(v, volumes) for v in obj["volumes"]] + _file_mounts(service, obj),
             restart_policy=_restart_policy(obj["restart"]),
             network_mode=network,
         )
@@ -224,6 +236,12 @@ class DockerEngine:
         raise EngineError(f"container {cid[:12]}", f"still being removed after {timeout_s:g}s")
 
 
+def _check_owner(kind: str, name: str, found: dict | None, wanted: dict[str, str]) -> None:
+    owner = (found or {}).get(LABEL_PROFILE)
+    if owner != wanted[LABEL_PROFILE]:
+        raise NotOwned(kind, name, owner, wanted[LABEL_PROFILE])
+
+
 def _observed(row: dict) -> Observed:
     labels = row.get("Labels") or {}
     status = row.get("Status") or ""
@@ -276,9 +294,14 @@ def _mount(v: dict, volumes: dict[str, str]) -> Mount:
     return Mount(target=v["target"], source=source, type=v["type"], read_only=v["read_only"])
 
 
-def _secret_mount(secret: dict) -> Mount:
-    # The value stays in the user's file: bind-mounted read-only, never copied into gen's state.
-    return Mount(target=f"/run/secrets/{secret['name']}", source=secret["file"], type="bind", read_only=True)
+def _file_mounts(service: str, obj: dict) -> list[Mount]:
+    """Secrets and config files, read-only: a pinned one from the copy gen.deploy.materialize wrote, a
+    format 1 secret from its own file, as the gen that wrote the object did (formats.file_mounts)."""
+    try:
+        return [Mount(target=target, source=source, type="bind", read_only=True)
+                for target, source in formats.file_mounts(obj)]
+    except ValueError as e:
+        raise EngineError(f"service {service}", str(e)) from None
 
 
 def _restart_policy(restart: str) -> dict:

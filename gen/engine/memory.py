@@ -29,11 +29,13 @@ from __future__ import annotations
 import functools
 import hashlib
 import itertools
+import os
 import threading
 from dataclasses import dataclass, field
 
 from gen.engine.base import DEFAULT_HEALTH_TIMEOUT_MS, ContainerDetails
-from gen.errors import EngineError, ImageMissing
+from gen.errors import EngineError, ImageMissing, NotOwned
+from gen.model import formats
 from gen.model.naming import LABEL_HASH, LABEL_PROFILE, LABEL_REPLICA, LABEL_SERVICE, container_labels
 from gen.model.plan import Observed
 from gen.model.types import ServiceObject
@@ -196,12 +198,21 @@ class MemoryEngine:
 
     # -- networks and volumes -------------------------------------------------------------------
     @_logged
-    def ensure_network(self, name: str, labels: dict[str, str]) -> None:
-        self.networks.setdefault(name, dict(labels))
+    def ensure_network(self, name: str, labels: dict[str, str]) -> bool:
+        if name in self.networks:
+            _check_owner("network", name, self.networks[name], labels)
+            return False
+        self.networks[name] = dict(labels)
+        return True
 
     @_logged
-    def ensure_volume(self, name: str, labels: dict[str, str]) -> None:
-        self.volumes.setdefault(name, dict(labels))
+    def ensure_volume(self, name: str, labels: dict[str, str], external: bool = False) -> None:
+        if name not in self.volumes:
+            if external:
+                raise EngineError(f"volume {name}", "is declared external but does not exist")
+            self.volumes[name] = dict(labels)
+        elif not external:
+            _check_owner("volume", name, self.volumes[name], labels)
 
     @_logged
     def remove_network(self, name: str) -> None:
@@ -229,6 +240,13 @@ class MemoryEngine:
         for m in obj["volumes"]:
             if m["type"] == "volume":
                 self.volumes.setdefault(volumes[m["source"]], {})    # Docker creates a missing named volume
+        try:
+            for _, source in formats.file_mounts(obj):
+                if not os.path.isfile(source):          # as Docker: a bind's source must exist
+                    raise EngineError(subject, f"invalid mount config for type \"bind\": bind source path "
+                                               f"does not exist: {source}")
+        except ValueError as e:
+            raise EngineError(subject, str(e)) from None
         cid = hashlib.sha256(f"{next(self._ids)}:{name}".encode()).hexdigest()
         labels = {**obj["labels"], **container_labels(profile, service, h, manifest, replica)}
         self.containers[cid] = Container(cid, name, labels, obj, network, dict(volumes))
@@ -293,3 +311,9 @@ class MemoryEngine:
         if probe_id not in self._probes:
             raise EngineError(f"health probe {probe_id[:12]}", f"No such exec instance: {probe_id}")
         return self._probes[probe_id]
+
+
+def _check_owner(kind: str, name: str, found: dict[str, str], wanted: dict[str, str]) -> None:
+    owner = found.get(LABEL_PROFILE)
+    if owner != wanted[LABEL_PROFILE]:
+        raise NotOwned(kind, name, owner, wanted[LABEL_PROFILE])

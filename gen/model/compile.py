@@ -1,5 +1,6 @@
-"""Compile a validated Spec into store objects: one per service, plus the manifest. Pure: images
-and secrets are resolved through the callables it is given; gen.state.manifests writes the result.
+"""Compile a validated Spec into store objects: one per service, plus the manifest, plus one per
+secret or config file a service uses. Pure: images are resolved and files pinned through the
+callables it is given; gen.state.manifests writes the result.
 
 The manifest's hash is the generation's identity. Everything here is deterministic: the same spec
 (keys in any order) and the same images give byte-identical objects, in any process, on any machine.
@@ -7,10 +8,10 @@ The manifest's hash is the generation's identity. Everything here is determinist
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, NamedTuple
 
 from gen.errors import SpecError
-from gen.model.types import MANIFEST_FORMAT, Manifest, ServiceObject, Spec
+from gen.model.types import MANIFEST_FORMAT, SERVICE_FORMAT, Manifest, ServiceObject, ServiceSpec, Spec
 from store import digest, encode, hash_value
 
 
@@ -20,8 +21,34 @@ class Compiled:
     manifest: Manifest
     services: dict[str, tuple[str, ServiceObject]]     # name -> (object hash, service object)
     # Service objects' canonical bytes, by hash, kept from hashing for the store write (1,000
-    # services would otherwise be encoded twice). Empty for a Compiled loaded from the store.
+    # services would otherwise be encoded twice). For a Compiled loaded from the store: the stored bytes (an
+    # upgraded older object is rewritten with exactly its old bytes, never under a new name).
     encoded: dict[str, bytes] = field(default_factory=dict, compare=False, repr=False)
+    # The secret and config objects its services pin (hash -> canonical bytes): written with it, and
+    # materialised from these bytes at activation, so a missing one is found before anything runs.
+    materials: dict[str, bytes] = field(default_factory=dict, compare=False, repr=False)
+    # The state directory it belongs to (None: none yet): its key decrypts the secrets, and it
+    # namespaces the directory they are materialised in (gen.deploy.materialize).
+    state_dir: str | None = field(default=None, compare=False)
+
+
+class Pinned(NamedTuple):
+    """A file's value as a store object, made by the caller's PinFile (gen.state.secrets)."""
+    object: str         # the object's hash
+    data: bytes         # its canonical bytes
+    uid: int            # the file's owner and permission bits: a pinned bind mount keeps them
+    gid: int
+    mode: int
+
+
+PinFile = Callable[[str, str, str], Pinned]     # (kind "secret" | "config", file, key path) -> Pinned
+
+SECRETS_DIR = "/run/secrets"        # where a service's secrets appear inside its containers
+OWNER_ONLY, EVERYONE = 0o400, 0o444
+
+
+def _no_pinning(kind: str, file: str, key_path: str) -> Pinned:
+    raise SpecError(key_path, f"cannot pin the {kind} file {file} without a state directory (compile with gen.api.Gen)")
 
 
 def profile_for(spec: Spec, profile: str | None) -> str:
@@ -33,17 +60,13 @@ def profile_for(spec: Spec, profile: str | None) -> str:
 
 
 def compile_spec(spec: Spec, profile: str, resolve_image: Callable[[str, str], str],
-                 secret_digest: Callable[[str, str], str] = lambda path, key: "") -> Compiled:
-    """resolve_image(ref, key_path) -> image ID, raising when the image is missing;
-    secret_digest(file, key_path) -> keyed hash of a secret file's content, raising when unreadable."""
-    digests = {name: secret_digest(s["file"], f"secrets.{name}.file")
-               for name, s in sorted(spec.secrets.items())
-               if any(name in svc["secrets"] for svc in spec.services.values())}
+                 pin_file: PinFile = _no_pinning, state_dir: str | None = None) -> Compiled:
+    """resolve_image(ref, key_path) -> image ID, raising when the image is missing; pin_file makes the
+    store object of each secret and config file a service uses, raising when the file is unreadable."""
+    pinned = _pin_used(spec, pin_file)
     services, encoded = {}, {}
     for name, svc in sorted(spec.services.items()):
-        secrets = [{"name": n, "file": spec.secrets[n]["file"], "digest": digests[n]} for n in svc["secrets"]]
-        obj = {"kind": "service", **svc, "secrets": secrets,
-               "image_id": resolve_image(svc["image"], f"services.{name}.image")}
+        obj = service_object(svc, pinned, resolve_image(svc["image"], f"services.{name}.image"))
         data = encode(obj)
         h = digest(data)
         services[name], encoded[h] = (h, obj), data
@@ -55,8 +78,58 @@ def compile_spec(spec: Spec, profile: str, resolve_image: Callable[[str, str], s
         "volumes": {name: dict(opts) for name, opts in sorted(spec.volumes.items())},
         "networks": {"default": {}},
     }
-    return Compiled(hash_value(manifest), manifest, services, encoded)
+    materials = {p.object: p.data for p in pinned.values()}
+    return Compiled(hash_value(manifest), manifest, services, encoded, materials, state_dir)
 
+
+def _pin_used(spec: Spec, pin_file: PinFile) -> dict[tuple[str, str], Pinned]:
+    """("secret" | "config", name) -> Pinned, for every secret and config a service uses (each read once)."""
+    secrets = sorted({n for svc in spec.services.values() for n in svc["secrets"]})
+    configs = sorted({c["source"] for svc in spec.services.values() for c in svc["configs"]})
+    pinned = {("secret", n): pin_file("secret", spec.secrets[n]["file"], f"secrets.{n}.file") for n in secrets}
+    for n in configs:
+        pinned["config", n] = pin_file("config", spec.configs[n]["file"], spec.configs[n].get("key", f"configs.{n}.file"))
+    return pinned
+
+
+def service_object(svc: ServiceSpec, pinned: dict[tuple[str, str], Pinned], image_id: str) -> ServiceObject:
+    """A service with its image and files pinned. One that pins no file is written exactly as format 1
+    (no `format`, no `configs`): see gen.model.types."""
+    secrets = [_secret_ref(n, pinned["secret", n], svc["user"]) for n in svc["secrets"]]
+    configs = [_config_ref(c, pinned["config", c["source"]]) for c in svc["configs"]]
+    obj = {"kind": "service", **svc, "secrets": secrets, "configs": configs, "image_id": image_id}
+    if secrets or configs:
+        obj["format"] = SERVICE_FORMAT
+    else:
+        del obj["configs"]
+    return obj      # type: ignore[return-value]
+
+
+def _secret_ref(name: str, p: Pinned, user: str | None) -> dict:
+    """Owned by the service's numeric user, readable by it alone (0400). Without one (no user, or a name
+    only the image knows) root's and 0444, as Docker Swarm does: the container's user must read it, and
+    the directory on the host is 0700 anyway."""
+    uid, gid = numeric_user(user)
+    mode = EVERYONE if uid is None else OWNER_ONLY
+    return {"name": name, "target": f"{SECRETS_DIR}/{name}", "object": p.object, "uid": uid or 0, "gid": gid or 0,
+            "mode": mode}
+
+
+def _config_ref(use: dict, p: Pinned) -> dict:
+    """A declared config's owner and mode are the spec's (defaults filled by gen.spec); a pinned bind
+    mount's None ones are the file's own, as the bind would have shown it."""
+    return {"name": use["source"], "target": use["target"], "object": p.object,
+            "uid": p.uid if use["uid"] is None else use["uid"], "gid": p.gid if use["gid"] is None else use["gid"],
+            "mode": p.mode if use["mode"] is None else use["mode"]}
+
+
+def numeric_user(user: str | None) -> tuple[int | None, int | None]:
+    """uid and gid of "1000" or "1000:1000" ("1000:www-data" -> (1000, None)); (None, None) for a name."""
+    name, _, group = (user or "").partition(":")
+    uid = int(name) if name.isascii() and name.isdigit() and len(name) <= 10 else None
+    gid = int(group) if uid is not None and group.isascii() and group.isdigit() and len(group) <= 10 else None
+    valid = [v if v is not None and v < 2 ** 32 else None for v in (uid, gid)]   # Linux ids are 32 bits
+    return (valid[0], valid[1]) if valid[0] is not None else (None, None)
 
 
 def compile_empty(profile: str) -> Compiled:

@@ -66,6 +66,7 @@ class Plan:
     steps: tuple[Step, ...]
     levels: tuple[tuple[str, ...], ...] = field(default=())
     grace_ms: dict[str, int] = field(default_factory=dict)   # observed container id -> its stop grace, when known
+    notes: tuple[str, ...] = ()     # what a reader of the plan must know, each on its own line
 
     @property
     def is_noop(self) -> bool:
@@ -104,7 +105,33 @@ def plan(profile: str, services: dict[str, tuple[str, dict]], observed: list[Obs
     steps += [_removal_step(name, cs) for name, cs in sorted(by_service.items()) if name not in services]
     steps = _stop_conflicting_old(steps, services, observed)
     grace = {c.id: known[c.hash]["stop_grace_ms"] for c in observed if known and c.hash in known}
-    return Plan(profile=profile, steps=tuple(steps), levels=levels, grace_ms=grace)
+    starting = {s.service for s in steps if s.create or s.start}
+    notes = tuple(note for name in sorted(starting) for note in host_control_notes(name, services[name][1]))
+    return Plan(profile=profile, steps=tuple(steps), levels=levels, grace_ms=grace, notes=notes)
+
+
+# Host paths whose mount hands a container control of the host (or its secrets). Real Compose files
+# mount them (Traefik, Portainer, cAdvisor): allowed, but never silently.
+HOST_CONTROL_PATHS = {"/": "the host's whole file system", "/etc": "the host's configuration",
+                      "/root": "root's home", "/boot": "the host's boot files", "/dev": "the host's devices",
+                      "/proc": "the host's processes", "/sys": "the host's kernel settings",
+                      "/var/lib/docker": "every container's data", "/run": "the host's sockets"}
+HOST_CONTROL_SOCKETS = ("docker.sock", "containerd.sock", "podman.sock")
+
+
+def host_control_notes(service: str, obj: dict) -> list[str]:
+    """One line per bind mount of `service` that gives its container control of the host."""
+    notes = []
+    for m in obj["volumes"]:
+        if m["type"] != "bind":
+            continue
+        source, how = m["source"], "read-only" if m["read_only"] else "read-write"
+        if source.endswith(HOST_CONTROL_SOCKETS):
+            notes.append(f"service {service} mounts {source} ({how}): it can run any container, "
+                         "and so control this host")
+        elif source in HOST_CONTROL_PATHS:
+            notes.append(f"service {service} mounts {source} ({how}): {HOST_CONTROL_PATHS[source]}")
+    return notes
 
 
 def _service_step(profile: str, name: str, h: str, obj: dict, existing: list[Observed], level: int,

@@ -6,15 +6,45 @@ Store objects are canonical msgpack of plain dicts, so their kinds are TypedDict
 and the reader see the exact keys, while the bytes (and so every hash) stay what they always were.
 A key added to a kind changes the hash of every object of that kind; adding one is a format change
 (see FORMATS), never a silent one.
+
+Formats. Every kind is versioned (FORMATS) and every read checks the version (gen.model.formats):
+a known older one is upgraded in memory, an unknown one is refused before any engine call.
+- Manifests have always carried `format` (1).
+- Service objects, source objects, generation records and journals were written without a `format`
+  key until they were versioned: for them an absent `format` means format 1. Service objects keep
+  it absent for format 1 on purpose: writing `format: 1` would change every service hash, so the
+  first switch after an upgrade would replace every container. A format 2 writes the key (its
+  content, and so its hash, changes anyway). Generation records and journals are JSON files, not
+  hashed, so gen now writes their `format`.
+- Format 1 of a service object covers shapes from before versioning: keys added along the way
+  (`secrets` as a list of names, then of SecretRef; `labels`, `user`, `working_dir`) are filled on
+  read with the values that reproduce how the gen of the time ran the object (formats.SERVICE_ADDED),
+  under the hash it is stored with. Objects are never rewritten. A format 1 secret (SecretRef) is
+  bind-mounted from its file, as the gen that wrote it did.
+- Format 2 of a service object pins what it mounts from files: its secrets and config files are
+  PinnedFile references to store objects (kind "secret": the value encrypted; kind "config": the
+  content), materialised per service on tmpfs at activation (gen.deploy.materialize), and it has a
+  `configs` key. Only an object that pins something is written as format 2; one that pins nothing
+  is written exactly as format 1 (no `format`, no `configs`): it is one, so upgrading gen replaces no
+  container that mounts no secret or config file.
+- Secret and config objects are new kinds: they carry `format` (1) from the start.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal, TypedDict
+from typing import Literal, NotRequired, TypedDict
 
 # The format of each kind as gen writes it today. Readers of older formats upgrade in memory.
 MANIFEST_FORMAT = 1
-FORMATS = {"manifest": MANIFEST_FORMAT}
+SERVICE_FORMAT = 2          # 2 when it pins secrets or config files; else written as format 1 (above)
+SOURCE_FORMAT = 1           # written as an absent `format`
+SECRET_FORMAT = 1
+CONFIG_FORMAT = 1
+RECORD_FORMAT = 1
+JOURNAL_FORMAT = 1
+FORMATS = {"manifest": MANIFEST_FORMAT, "service": SERVICE_FORMAT, "source": SOURCE_FORMAT,
+           "secret": SECRET_FORMAT, "config": CONFIG_FORMAT,
+           "generation record": RECORD_FORMAT, "journal": JOURNAL_FORMAT}
 
 
 @dataclass(frozen=True)
@@ -25,6 +55,9 @@ class Spec:
     volumes: dict[str, dict]
     source: str = field(default="<string>", compare=False)   # where it came from, not what it says
     secrets: dict[str, dict] = field(default_factory=dict)   # name -> {"file": absolute path}
+    # name -> {"file": absolute path}; a read-only bind of a file from the spec's folder is one too,
+    # named by its path ("./nginx.conf"), so its content is pinned like a declared config's.
+    configs: dict[str, dict] = field(default_factory=dict)
 
 
 # -- parts of a service --------------------------------------------------------------------------
@@ -51,9 +84,46 @@ class Healthcheck(TypedDict):
 
 
 class SecretRef(TypedDict):
+    """A secret in a format 1 service object: bind-mounted from its file (read at activation)."""
     name: str
     file: str                       # absolute path of the value on the build host
     digest: str                     # keyed blake3 of the value (see gen.state.secrets)
+
+
+class ConfigUse(TypedDict):
+    """A config file a service mounts, as the spec says it (ServiceSpec.configs)."""
+    source: str                     # a name in Spec.configs
+    target: str                     # absolute path in the container
+    uid: int | None                 # None: the file's own (a pinned bind keeps its owner and mode)
+    gid: int | None
+    mode: int | None
+
+
+class PinnedFile(TypedDict):
+    """A secret or config file in a format 2 service object: its value is a store object, written to
+    a per-service directory on tmpfs at activation and bind-mounted read-only from there."""
+    name: str                       # the secret's or config's name
+    target: str                     # absolute path in the container
+    object: str                     # hash of the "secret" (encrypted) or "config" object
+    uid: int
+    gid: int
+    mode: int                       # permission bits of the materialised file
+
+
+class SecretObject(TypedDict):
+    """kind "secret": one secret value, encrypted (gen.state.secrets). Never the value itself."""
+    kind: Literal["secret"]
+    format: int
+    cipher: str                     # "AES-256-GCM-SIV"
+    nonce: bytes
+    sealed: bytes                   # ciphertext and tag
+
+
+class ConfigObject(TypedDict):
+    """kind "config": the content of one config file (not a secret: stored as it is)."""
+    kind: Literal["config"]
+    format: int
+    data: bytes
 
 
 class ServiceSpec(TypedDict):
@@ -72,6 +142,7 @@ class ServiceSpec(TypedDict):
     restart: str                    # "no" | "always" | "unless-stopped" | "on-failure[:N]"
     healthcheck: Healthcheck | None
     secrets: list[str]
+    configs: list[ConfigUse]
     labels: dict[str, str]
     user: str | None
     working_dir: str | None
@@ -79,7 +150,9 @@ class ServiceSpec(TypedDict):
 
 # -- store objects -------------------------------------------------------------------------------
 class ServiceObject(TypedDict):
-    """kind "service": a ServiceSpec with its image pinned and its secrets resolved."""
+    """kind "service": a ServiceSpec with its image pinned and its secrets and config files pinned
+    (format 2; format 1: secrets as SecretRef, no configs; see the module's docstring)."""
+    format: NotRequired[int]        # absent for format 1
     kind: Literal["service"]
     name: str
     image: str
@@ -95,7 +168,8 @@ class ServiceObject(TypedDict):
     stop_grace_ms: int
     restart: str
     healthcheck: Healthcheck | None
-    secrets: list[SecretRef]
+    secrets: list[PinnedFile] | list[SecretRef]
+    configs: NotRequired[list[PinnedFile]]   # format 2 only
     labels: dict[str, str]
     user: str | None
     working_dir: str | None
@@ -120,6 +194,7 @@ class Source(TypedDict):
 
 # -- profile files (JSON, under profiles/<name>/) ---------------------------------------------------
 class GenerationRecord(TypedDict, total=False):
+    format: int                     # RECORD_FORMAT; absent in records written before it was versioned
     generation: int
     manifest: str                   # Manifest hash
     created: str                    # ISO 8601, UTC
@@ -129,6 +204,7 @@ class GenerationRecord(TypedDict, total=False):
 
 # journal.json: present while an activation is in flight. ("from" is a keyword: functional form.)
 Journal = TypedDict("Journal", {
+    "format": int,                  # JOURNAL_FORMAT; absent in journals written before it was versioned
     "pid": "int | None",
     "kind": str,                    # switch | rollback | recover
     "from": "int | None",           # the generation current when it began

@@ -4,7 +4,8 @@ The result is plain data (str/int/bool/None/list/dict, never floats) with every 
 present, so the compiler can hash it canonically. Every problem is a SpecError whose
 subject is the key path (`services.web.ports[0]`); nothing else escapes parse_spec, for
 any input text. Image names are only checked for shape here: resolving them is the
-compiler's job; secret files are only named here: reading them is the compiler's job too.
+compiler's job; secret and config files are only named here (gen.spec.files): reading them is the
+compiler's job too.
 
 build_spec() is the one validator: parse_spec feeds it what tomllib returns, and
 gen.spec.compose feeds it a Compose file converted into the same TOML-shaped document, so both
@@ -16,9 +17,9 @@ host ports published twice). Which reader a file goes to is gen.spec.load's busi
 from __future__ import annotations
 
 import os
-import posixpath
+import re
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 from gen.errors import SpecError
@@ -26,20 +27,24 @@ from gen.model.graph import start_order
 from gen.model.naming import NAME_RE
 from gen.model.ports import addresses_overlap
 from gen.model.types import Spec
-from gen.spec.fields import (check_secret_mounts, normal_path, parse_argv, parse_depends_on, parse_env,
-                             parse_healthcheck, parse_image, parse_labels, parse_mounts, parse_ports, parse_restart,
-                             parse_secrets, parse_user, parse_working_dir)
-from gen.spec.messages import one_line
+from gen.spec.fields import (parse_argv, parse_depends_on, parse_env, parse_healthcheck, parse_image, parse_labels,
+                             parse_mounts, parse_ports, parse_restart, parse_user, parse_working_dir)
+from gen.spec.files import check_file_mounts, declared_files, parse_configs, parse_secrets, pin_read_only_files
+from gen.spec.messages import one_line, shown
 from gen.spec.validate import (NAME_RULE, REQUIRED, check_keys, checked_names, checked_string, checked_table,
                                duration_at_least, int_in, one_of, parse_table)
 
 
 @dataclass(frozen=True)
 class _Context:
-    """What a service may refer to: declared volumes, secrets and sibling services."""
+    """What a service may refer to: declared volumes, secrets, configs and sibling services; the spec's
+    folder, and the read-only files from it that services mount (pinned as configs, gen.spec.files)."""
     volumes: frozenset
     services: frozenset
     secrets: frozenset = frozenset()
+    configs: frozenset = frozenset()
+    base_dir: str = "/"
+    pinned: dict = field(default_factory=dict)
 
 
 # ---------------------------------------------------------------- entry points
@@ -96,17 +101,19 @@ def resolve_base_dir(base_dir: str | None) -> str:
 def _build(doc: dict, source: str, base_dir: str | None) -> Spec:
     if not isinstance(doc, dict):
         raise SpecError(source, "the document must be a table")
-    check_keys(doc, ("name", "services", "volumes", "secrets"), "")
+    check_keys(doc, ("name", "services", "volumes", "secrets", "configs"), "")
     name = _profile_name(doc["name"]) if "name" in doc else None
     volumes = _declared_volumes(doc.get("volumes", {}))
-    secrets = _declared_secrets(doc.get("secrets", {}), base_dir)
+    folder = resolve_base_dir(base_dir)
+    secrets = declared_files(doc.get("secrets", {}), "secrets", folder)
+    configs = declared_files(doc.get("configs", {}), "configs", folder)
     table = checked_table(doc.get("services", {}), "services")
     names = checked_names(table, "services")
-    ctx = _Context(frozenset(volumes), frozenset(names), frozenset(secrets))
+    ctx = _Context(frozenset(volumes), frozenset(names), frozenset(secrets), frozenset(configs), folder)
     services = {name_: _service(name_, table[name_], ctx) for name_ in names}
     _check_port_conflicts(services)
     start_order(services)  # raises on dependency cycles
-    return Spec(name, services, volumes, source, secrets)
+    return Spec(name, services, volumes, source, secrets, {**configs, **dict(sorted(ctx.pinned.items()))})
 
 
 # ---------------------------------------------------------------- fields
@@ -118,25 +125,33 @@ def _profile_name(value: object) -> str:
 
 
 def _declared_volumes(value: object) -> dict[str, dict]:
+    """[volumes.NAME]: a volume of the deployment (created as <profile>_NAME, owned by the profile), or
+    `external = true` (with an optional `name`, default NAME): the user's volume, used as it is, never
+    created or removed by gen. An owned volume's options stay {} so its manifest never changes."""
     table = checked_table(value, "volumes")
+    out = {}
     for name in checked_names(table, "volumes"):
-        check_keys(checked_table(table[name], f"volumes.{name}"), (), f"volumes.{name}")
-    return {name: {} for name in sorted(table)}
+        path = f"volumes.{name}"
+        options = checked_table(table[name], path)
+        check_keys(options, ("external", "name"), path)
+        external = options.get("external", False)
+        if not isinstance(external, bool):
+            raise SpecError(f"{path}.external", "must be true or false")
+        if "name" in options and not external:
+            raise SpecError(f"{path}.name", "is only for an external volume (gen names its own <profile>_NAME)")
+        out[name] = {"external": True, "name": _docker_volume_name(options.get("name", name), f"{path}.name")} \
+            if external else {}
+    return dict(sorted(out.items()))
 
 
-def _declared_secrets(value: object, base_dir: str | None) -> dict[str, dict]:
-    """[secrets.NAME] file = "path": only the path is normalised here; compile reads the file."""
-    table = checked_table(value, "secrets")
-    fields = {"file": ("file", _secret_file(base_dir), REQUIRED)}
-    return {name: parse_table(checked_table(table[name], f"secrets.{name}"), fields, f"secrets.{name}", None)
-            for name in checked_names(table, "secrets")}
+_DOCKER_VOLUME_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]{0,254}")
 
 
-def _secret_file(base_dir: str | None):
-    def parse(value, path, ctx=None):
-        file = checked_string(value, path, empty_ok=False)
-        return normal_path(file if file.startswith("/") else posixpath.join(resolve_base_dir(base_dir), file))
-    return parse
+def _docker_volume_name(value: object, path: str) -> str:
+    name = checked_string(value, path, empty_ok=False)
+    if not _DOCKER_VOLUME_NAME.fullmatch(name):
+        raise SpecError(path, f"{shown(name)} is not a Docker volume name ([a-zA-Z0-9][a-zA-Z0-9_.-]*)")
+    return name
 
 
 # key -> (normalised key, parser, default as written in TOML); order = normalised dict order
@@ -154,6 +169,7 @@ _SERVICE_FIELDS = {
     "restart": ("restart", parse_restart, "unless-stopped"),
     "healthcheck": ("healthcheck", parse_healthcheck, None),
     "secrets": ("secrets", parse_secrets, []),
+    "configs": ("configs", parse_configs, []),
     "labels": ("labels", parse_labels, {}),
     "user": ("user", parse_user, None),
     "working_dir": ("working_dir", parse_working_dir, None),
@@ -168,7 +184,8 @@ def _service(name: str, value: object, ctx: _Context) -> dict:
         port = service["ports"][0]
         raise SpecError(f"{path}.replicas", f"{service['replicas']} replicas cannot all publish "
                                             f"host port {port['host_port']}/{port['protocol']}")
-    check_secret_mounts(service, path)
+    check_file_mounts(service, path)
+    pin_read_only_files(service, path, ctx.base_dir, ctx.pinned)
     if service["update"] is None:
         service["update"] = default_update(service)
     return service

@@ -177,10 +177,10 @@ def normal_path(path: str) -> str:
 
 
 def parse_depends_on(value, path, ctx) -> list[str]:
-    return _references(value, path, ctx.services, "unknown service {}", "duplicate dependency {}")
+    return references(value, path, ctx.services, "unknown service {}", "duplicate dependency {}")
 
 
-def _references(value, path: str, known, unknown: str, duplicate: str) -> list[str]:
+def references(value, path: str, known, unknown: str, duplicate: str) -> list[str]:
     """A list of names that must each be declared elsewhere in the spec, once; sorted."""
     names = checked_string_list(value, path, MAX_SHORT)
     for i, name in enumerate(names):
@@ -232,23 +232,6 @@ _HEALTH_FIELDS = {
     "retries": ("retries", int_in(1, 1000), 3),
     "start_period": ("start_period_ms", duration_at_least(0), "0s"),
 }
-
-
-def parse_secrets(value, path, ctx) -> list[str]:
-    return _references(value, path, ctx.secrets, "secret {} is not declared in [secrets]", "duplicate secret {}")
-
-
-SECRETS_DIR = "/run/secrets"   # where a service's secrets appear inside its containers
-
-
-def check_secret_mounts(service: dict, path: str) -> None:
-    """A volume mounted at (or inside) /run/secrets/NAME would hide or fight the secret NAME."""
-    for i, mount in enumerate(service["volumes"]):
-        for name in service["secrets"]:
-            spot = f"{SECRETS_DIR}/{name}"
-            if mount["target"] == spot or mount["target"].startswith(spot + "/"):
-                raise SpecError(f"{path}.volumes[{i}]", f"target {mount['target']} collides with "
-                                                        f"secret {shown(name)} (mounted at {spot})")
 
 
 def parse_healthcheck(value, path, ctx) -> dict:

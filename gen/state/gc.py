@@ -10,33 +10,32 @@ pins (gen.state.pins).
      generation created before the cutoff (the state the profile was in at the cutoff, so a
      rollback target from before it remains).
    With neither option no generation is deleted; gc still collects the store.
-2. **Store objects** that no kept generation of *any* profile reaches are deleted. The roots are
-   every generation record (its manifest, and its `source` object if it names one) and the target
-   of an interrupted activation (journal); from a root, every string inside an object that is a
-   64-hex object name present in the store is followed (a manifest names its service objects).
-   Following every such string over-approximates, so gc may keep an object, never lose one.
+2. **Store objects** that no root reaches are deleted. The roots (gen.state.roots) are every kept
+   generation record of *any* profile (its manifest, and its `source` object if it names one), the
+   target of an interrupted activation (journal) and each profile's last build (its build root).
+   From a root only declared references are followed: a manifest names its service objects. A
+   missing object a root needs is reported as a warning; a damaged manifest (its references unknown)
+   aborts gc with nothing changed; a damaged service or source object is kept and reported (and the
+   pins of its profile are left as they are, since its image is unknown).
 3. **Image pins** (gen.state.pins) of the chosen profiles follow the kept generations: gc pins every image
    a kept generation uses and releases the pins no kept generation of that profile uses.
 
-Concurrency. gc takes the lock of every profile (sorted by name, then any profile created
-meanwhile) for the whole collection, so no switch, rollback or recover records a generation while
-gc decides what is reachable. `gen build` takes no lock, and `gen switch SPEC` builds before it
-takes the lock, so two more rules keep their objects alive:
-- **grace**: an unreachable object whose file was modified less than GRACE_S seconds before this
-  gc run started (or later) is kept, so objects a concurrent build writes are never collected by
-  the gc they race with (the margin absorbs coarse file-system clocks); the next gc decides;
-- a switch re-writes its whole closure under the lock, just before it records the generation
-  (gen.deploy.transaction `commit_switch`), so a build collected while the switch waited for its lock comes back.
-An object that already existed (unreachable, old) when a concurrent build found it is not
-re-dated by the store; such a build prints a hash whose object may be collected: `gen switch HASH`
-then fails with "no such object" and `gen switch SPEC` rebuilds it.
+Concurrency (Nix's GC lock). gc takes the lock of every profile (sorted by name, then any profile
+created meanwhile), so no switch, rollback or recover records a generation while gc decides; then
+the store's gc lock, exclusive, so no writer is between its first object write and its root (a
+build holds it shared until its build root is written; see gen.state.roots). gc reads every root
+only once it holds both, and releases the store's lock once the sweep is done (writers wait no
+longer than that), the profiles' locks once the pins follow. As a margin for writers that take no
+lock (an older gen during an upgrade), an unreachable object whose file was modified less than
+GRACE_S seconds before this gc run started (or later) is kept; the next gc decides.
 
-Everything is decided before anything is deleted: an unreadable generation record or a corrupt
-reachable object aborts gc with nothing changed. `--dry-run` reports the same numbers, takes no
-lock and changes nothing (no generation, object or tag).
+Everything is decided before anything is deleted: an unreadable generation record or build root, or a
+damaged reachable manifest, aborts gc with nothing changed. `--dry-run` reports the same numbers,
+takes no lock and changes nothing (no generation, object or tag).
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from dataclasses import dataclass
@@ -45,10 +44,14 @@ from typing import Callable
 
 from gen.engine.base import Engine
 from gen.errors import GenError, ProfileError
+from gen.state.faults import checkpoint
 from gen.state.pins import sync_pins
 from gen.state.profile import Generation, Profile, list_profiles
 from gen.state.retention import GcReport, ProfileReport, parse_age, select
+from gen.state.roots import build_roots, record_references, references
 from store import Store
+from store.errors import CorruptObject, LockTimeout, MissingObject
+from store.fsutil import fsync_dir
 from store.objects import HASH_RE
 
 GRACE_S = 1.0
@@ -66,6 +69,13 @@ class _Profile:
     deleted: list[int]
 
 
+@dataclass
+class _Reach:
+    live: set[str]                      # present objects a root reaches: never deleted
+    images: dict[str, dict]             # profile -> image ID -> kept generations using it
+    unsure: set[str]                    # profiles with a damaged service object: their pins stay as they are
+
+
 def collect(state_dir: Path, store: Store, engine: Callable[[], Engine], profile: str | None = None, *,
             all_profiles: bool = False, keep: int | None = None, older_than: str | None = None,
             dry_run: bool = False, lock_timeout: float = 30.0, now: float | None = None) -> GcReport:
@@ -79,25 +89,37 @@ def collect(state_dir: Path, store: Store, engine: Callable[[], Engine], profile
     started = time.time()
     now = started if now is None else now
     report = GcReport(dry_run)
-    locks = []
-    try:
+    with contextlib.ExitStack() as profiles_locked:
         if not dry_run:
-            _lock_all(state_dir, lock_timeout, locks)
-        names = sorted({*list_profiles(state_dir), *targets})
-        state = {name: _read(state_dir, name, name in targets, keep, age, now) for name in names}
-        reachable, images = _reachable(store, state, report)
-        report.profiles = [ProfileReport(name, s.current, s.kept, s.deleted)
-                           for name, s in state.items() if name in targets]
-        if not dry_run:
-            for name in targets:
-                for n in state[name].deleted:
-                    state[name].prof.delete_generation(n)
-        sync_pins(engine, state_dir, targets, images, all_profiles, report)
-        _sweep(store, reachable, started - GRACE_S, report)
-    finally:
-        for lock in reversed(locks):
-            lock.release()
+            _lock_all(state_dir, lock_timeout, profiles_locked)
+        with contextlib.ExitStack() as store_locked:
+            if not dry_run:
+                store_locked.callback(_lock_store(store, lock_timeout).release)
+            names = sorted({*list_profiles(state_dir), *targets})
+            state = {name: _read(state_dir, name, name in targets, keep, age, now) for name in names}
+            reach = _reachable(store, state, build_roots(state_dir), report)
+            report.profiles = [ProfileReport(name, s.current, s.kept, s.deleted)
+                               for name, s in state.items() if name in targets]
+            if not dry_run:
+                _delete_generations(state, targets)
+                checkpoint("gc: generations deleted, objects not yet swept")
+            _sweep(store, reach.live, started - GRACE_S, report)
+            checkpoint("gc: objects swept")
+        # Pins talk to the engine: writers need not wait for that, but a switch must (it pins too).
+        sync_pins(engine, state_dir, [t for t in targets if t not in reach.unsure], reach.images,
+                  all_profiles, report)
     return report
+
+
+def _delete_generations(state: dict[str, "_Profile"], targets: list[str]) -> None:
+    """Delete the records, durably, before any object goes: otherwise a crash could keep the sweep and
+    lose the unlinks, and a deleted generation would come back without its objects."""
+    for name in targets:
+        for n in state[name].deleted:
+            state[name].prof.delete_generation(n)
+            checkpoint(f"gc: generation {n} of {name} deleted")
+        if state[name].deleted:
+            fsync_dir(state[name].prof.path / "generations")
 
 
 def _targets(state_dir: Path, profile: str | None, all_profiles: bool) -> list[str]:
@@ -113,7 +135,7 @@ def _targets(state_dir: Path, profile: str | None, all_profiles: bool) -> list[s
                        "or collect them all with --all-profiles")
 
 
-def _lock_all(state_dir: Path, timeout_s: float, locks: list) -> None:
+def _lock_all(state_dir: Path, timeout_s: float, locks: contextlib.ExitStack) -> None:
     """Every profile's lock, in name order; then those of profiles created meanwhile, until none is new."""
     held: set[str] = set()
     while True:
@@ -121,8 +143,20 @@ def _lock_all(state_dir: Path, timeout_s: float, locks: list) -> None:
         if not new:
             return
         for name in new:
-            locks.append(Profile(state_dir, name).acquire(timeout_s))
+            locks.callback(Profile(state_dir, name).acquire(timeout_s).release)
             held.add(name)
+
+
+def _lock_store(store: Store, timeout_s: float):
+    """The store's gc lock, exclusive: taken after the profiles' locks (writers hold it shared and take
+    no profile lock meanwhile, so the order cannot deadlock)."""
+    lock = store.lock(shared=False)
+    try:
+        lock.acquire(timeout_s)
+    except LockTimeout as e:
+        raise GenError("gc", f"a build or switch is writing the store; gave up after {e.waited_s:.1f}s "
+                       "waiting for it; gc changed nothing") from None
+    return lock
 
 
 def _read(state_dir, name: str, target: bool, keep: int | None, age: int | None, now: float) -> _Profile:
@@ -146,33 +180,56 @@ def _read(state_dir, name: str, target: bool, keep: int | None, age: int | None,
     return _Profile(prof, current, generations, records, prof.journal(), kept, deleted)
 
 
-def _reachable(store: Store, state: dict[str, _Profile], report: GcReport) -> tuple[set[str], dict[str, dict]]:
-    """Every object reachable from a root, and per profile: image ID -> kept generations using it."""
-    roots: list[tuple[str, str]] = []                 # (hash, what names it)
-    images: dict[str, dict[str, list[int]]] = {}
+def _roots(state: dict[str, _Profile], builds: dict[str, str]) -> list[tuple[str, str, str]]:
+    """(hash, kind expected, what names it) for every root: kept generation records, journals, builds."""
+    roots = []
     for name, s in state.items():
         for n in s.kept:
-            record = s.records[n]
-            for key in ("manifest", "source"):
-                if isinstance(record.get(key), str) and HASH_RE.fullmatch(record[key]):
-                    roots.append((record[key], f"generation {n} of profile {name} ({key})"))
+            roots.extend((h, key, f"generation {n} of profile {name} ({key})")
+                         for h, key in record_references(s.records[n]))
         to = (s.journal or {}).get("to")
         if isinstance(to, str) and HASH_RE.fullmatch(to):
-            roots.append((to, f"the interrupted activation of profile {name}"))
+            roots.append((to, "manifest", f"the interrupted activation of profile {name}"))
+    roots.extend((h, "manifest", f"the last build of profile {name}") for name, h in sorted(builds.items()))
+    return roots
+
+
+def _reachable(store: Store, state: dict[str, _Profile], builds: dict[str, str], report: GcReport) -> _Reach:
+    """Every object reachable from a root by declared references, and the images kept generations use."""
     seen: set[str] = set()
     objects: dict[str, object] = {}
-    stack = list(roots)
+    damaged: set[str] = set()
+    stack = _roots(state, builds)
     while stack:
-        h, why = stack.pop()
+        h, kind, why = stack.pop()
         if h in seen:
             continue
         seen.add(h)
-        if not store.has(h):
+        try:
+            obj = store.get(h)          # rehashes: a damaged object is never trusted
+        except MissingObject:
             report.warnings.append(f"object {h[:12]} named by {why} is missing from the store")
             continue
-        obj = store.get(h)          # verifies the hash: a corrupt object aborts gc before any deletion
+        except CorruptObject:
+            # Kept (it is named). A damaged manifest hides what it refers to: nothing can be swept.
+            if kind == "manifest":
+                raise GenError(f"object {h}", f"is damaged and needed by {why}; what it refers to is unknown, "
+                               "so gc changed nothing (`gen verify --repair` may rewrite it)") from None
+            damaged.add(h)
+            report.warnings.append(f"object {h[:12]} named by {why} is damaged; kept (see `gen verify --repair`)")
+            continue
         objects[h] = obj
-        stack.extend((ref, f"object {h[:12]}") for ref in _hashes(obj) if ref not in seen)
+        stack.extend((ref, "service", f"manifest {h[:12]}") for ref in references(obj, f"object {h}")
+                     if ref not in seen)
+    images, unsure = _images(state, objects, damaged, report)
+    return _Reach({h for h in seen if h in objects or h in damaged}, images, unsure)
+
+
+def _images(state: dict[str, _Profile], objects: dict[str, object], damaged: set[str],
+            report: GcReport) -> tuple[dict[str, dict], set[str]]:
+    """Per profile: image ID -> kept generations using it; and the profiles whose images are not all known."""
+    images: dict[str, dict[str, list[int]]] = {}
+    unsure: set[str] = set()
     for name, s in state.items():
         per = images.setdefault(name, {})
         for n in s.kept:
@@ -181,22 +238,13 @@ def _reachable(store: Store, state: dict[str, _Profile], report: GcReport) -> tu
                 continue
             for h in (manifest.get("services") or {}).values():
                 obj = objects.get(h)
-                if isinstance(obj, dict) and isinstance(obj.get("image_id"), str):
+                if h in damaged:
+                    unsure.add(name)
+                elif isinstance(obj, dict) and isinstance(obj.get("image_id"), str):
                     per.setdefault(obj["image_id"], []).append(n)
-    return {h for h in seen if h in objects}, images
-
-
-def _hashes(value: object):
-    if isinstance(value, str):
-        if HASH_RE.fullmatch(value):
-            yield value
-    elif isinstance(value, dict):
-        for k, v in value.items():
-            yield from _hashes(k)
-            yield from _hashes(v)
-    elif isinstance(value, (list, tuple)):
-        for v in value:
-            yield from _hashes(v)
+    for name in sorted(unsure):
+        report.warnings.append(f"profile {name}: image pins left as they are (a service object is damaged)")
+    return images, unsure
 
 
 def _sweep(store: Store, reachable: set[str], grace_until: float, report: GcReport) -> None:
@@ -213,6 +261,7 @@ def _sweep(store: Store, reachable: set[str], grace_until: float, report: GcRepo
             continue
         if not report.dry_run:
             store.delete(h)
+            checkpoint(f"gc: object {h[:12]} deleted")
         report.objects_deleted += 1
         report.bytes_freed += st.st_size
 

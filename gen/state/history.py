@@ -10,7 +10,8 @@ from __future__ import annotations
 import os
 import re
 
-from gen.errors import ProfileError, SpecError
+from gen.errors import CorruptState, ProfileError, SpecError
+from gen.model import formats
 from gen.model.compile import Compiled
 from gen.model.diff import Side
 from gen.state.manifests import load_compiled
@@ -36,7 +37,7 @@ def resolve_ref(store: Store, prof: Profile, ref: str) -> tuple[Compiled | None,
     if ref == "current":
         if current is None:
             return None, Side("empty", profile=prof.name)
-        ref = str(current)
+        ref = str(prof.current().number)      # a `current` naming no record is refused, naming the link
     if ref.isdigit() and (len(ref) < 4 or int(ref) in prof.numbers()):
         gen = prof.get(int(ref))    # a number too short to be a hash prefix must be a generation
         return load_compiled(store, gen.manifest), Side("generation", gen.manifest, gen.number, profile=prof.name,
@@ -54,12 +55,10 @@ def spec_side(compiled: Compiled, path: str) -> tuple[Compiled, Side]:
 
 def show(store: Store, prof: Profile, number: int | None = None) -> dict:
     """Generation `number` (default: current) as a JSON-able dict: record, services, volumes, spec source."""
+    gen = prof.current() if number is None else prof.get(number)
+    if gen is None:
+        raise ProfileError(f"profile {prof.name}", "has no current generation; give a number (see `gen list`)")
     current = prof.current_number()
-    if number is None:
-        if current is None:
-            raise ProfileError(f"profile {prof.name}", "has no current generation; give a number (see `gen list`)")
-        number = current
-    gen = prof.get(number)
     compiled = load_compiled(store, gen.manifest)
     return {
         "profile": prof.name,
@@ -78,13 +77,12 @@ def show(store: Store, prof: Profile, number: int | None = None) -> dict:
 def _source(store: Store, gen: Generation) -> dict | None:
     if not gen.source:
         return None
+    # The source only informs: one that cannot be read is shown as such, never fatal to `gen show`.
     try:
-        obj = store.get(gen.source)
-    except StoreError as e:
+        obj = formats.source(store.get(gen.source), f"object {gen.source}")
+    except (StoreError, CorruptState) as e:
         return {"hash": gen.source, "path": None, "text": None, "error": e.reason}
-    if not isinstance(obj, dict) or obj.get("kind") != "source":
-        return {"hash": gen.source, "path": None, "text": None, "error": "store object is not a spec source"}
-    return {"hash": gen.source, "path": obj.get("path"), "text": obj.get("text"), "error": None}
+    return {"hash": gen.source, "path": obj["path"], "text": obj["text"], "error": None}
 
 
 def log(prof: Profile) -> list[dict]:

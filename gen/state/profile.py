@@ -6,22 +6,30 @@ On disk, under `<state>/profiles/<name>/`:
   lock                   flock'ed by whoever mutates the profile (holds the holder's pid)
   journal.json           present while an activation is in flight (pid, from, to)
   activations.log        one JSON line per activation: what, from, to, outcome, duration
+
+Every read checks what it finds (gen.model.formats): a record, journal or `current` link that is
+damaged, foreign or of an unknown format raises CorruptState naming the file, and nothing is
+changed or guessed. Records and journals of older formats are read as they are.
 """
 from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from gen.errors import LockBusy, ProfileError
+from gen.errors import CorruptState, LockBusy, ProfileError, UnknownFormat
+from gen.model import formats
 from gen.model.naming import NAME_RE
-from gen.model.types import GenerationRecord, Journal
-from store.errors import LockTimeout
-from store.fsutil import FileLock, atomic_symlink, atomic_write, ensure_dir, read_link
+from gen.model.types import JOURNAL_FORMAT, RECORD_FORMAT, GenerationRecord, Journal
+from store.errors import LockTimeout, StoreError
+from store.fsutil import FileLock, atomic_symlink, atomic_write, ensure_dir, fsync_dir, read_link
+
+CURRENT_TARGET_RE = re.compile(r"generations/([0-9]+)\.json")    # what set_current writes, and nothing else
 
 
 def default_state_dir() -> Path:
@@ -65,40 +73,77 @@ class Profile:
             names = os.listdir(self._generations)
         except FileNotFoundError:
             return []
+        except OSError as e:        # a file where the directory should be, no permission
+            raise CorruptState(self._generations, f"cannot be listed ({e.strerror})") from None
         return sorted(int(n[:-5]) for n in names if n.endswith(".json") and n[:-5].isdigit())
 
     def get(self, number: int) -> Generation:
         try:
-            return self._read(f"{self._generations}/{number}.json")
+            return self._read(f"{self._generations}/{number}.json", number)
         except FileNotFoundError:
             raise ProfileError(f"profile {self.name}", f"has no generation {number}") from None
 
     def generations(self) -> list[Generation]:
         # The hot path of `gen list`: plain string paths, one open and read per record.
         base = str(self._generations)
-        return [self._read(f"{base}/{n}.json") for n in self.numbers()]
+        return [self._read(f"{base}/{n}.json", n) for n in self.numbers()]
 
     @staticmethod
-    def _read(path: str) -> Generation:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)     # half the cost of open(): 10,000 of these in a list
+    def _read(path: str, number: int) -> Generation:
+        """Generation `number` from its record; FileNotFoundError when there is none."""
         try:
-            data = json.loads(os.read(fd, 1 << 16).decode())
-        finally:
-            os.close(fd)
-        return Generation(data["generation"], data["manifest"], data["created"], data.get("services", 0),
-                          data.get("source"))
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)     # half the cost of open(): 10,000 of these in a list
+            try:
+                raw = os.read(fd, 1 << 16)
+            finally:
+                os.close(fd)
+        except FileNotFoundError:
+            raise
+        except OSError as e:
+            raise CorruptState(path, f"cannot be read ({e.strerror})") from None
+        try:
+            data = json.loads(raw.decode())
+        except ValueError:          # also UnicodeDecodeError: random bytes
+            raise CorruptState(path, "is not a generation record (not valid JSON); nothing was changed: restore "
+                               "it from a backup (`gen verify` lists every damaged file)") from None
+        record = formats.generation_record(data, path, number)
+        return Generation(record["generation"], record["manifest"], record["created"], record["services"],
+                          record["source"])
 
     def newest(self) -> Generation | None:
         numbers = self.numbers()
         return self.get(numbers[-1]) if numbers else None
 
     def current_number(self) -> int | None:
-        target = read_link(self._current)
-        return int(Path(target).stem) if target else None
+        """The number `current` points at (None before the first generation); CorruptState when it
+        points anywhere but at generations/<N>.json (a foreign link, a hand edit)."""
+        try:
+            target = read_link(self._current)
+        except StoreError as e:     # not a symlink
+            raise CorruptState(self._current, f"{e.reason}; it must be a symlink to generations/<N>.json. "
+                               f"{self._repair_current}") from None
+        if target is None:
+            return None
+        match = CURRENT_TARGET_RE.fullmatch(target)
+        if not match:
+            raise CorruptState(self._current, f"points at {target!r}, not at a generation record "
+                               f"(generations/<N>.json). {self._repair_current}")
+        return int(match.group(1))
 
     def current(self) -> Generation | None:
         n = self.current_number()
-        return self.get(n) if n is not None else None
+        if n is None:
+            return None
+        try:
+            return self.get(n)
+        except ProfileError:
+            raise CorruptState(self._current, f"points at generation {n}, which has no record. "
+                               f"{self._repair_current}") from None
+
+    @property
+    def _repair_current(self) -> str:
+        return (f"Nothing was changed; to repair it, point it at a generation that exists "
+                f"(ls {self._generations}): ln -sfn generations/<N>.json {self._current}")
 
     def append(self, manifest: str, services: int, source: str | None = None) -> Generation:
         """Record a new generation (caller holds the lock). Numbers only grow."""
@@ -106,8 +151,8 @@ class Profile:
         gen = Generation((newest.number + 1) if newest else 1, manifest,
                          datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z"), services, source)
         ensure_dir(self._generations)
-        record: GenerationRecord = {"generation": gen.number, "manifest": gen.manifest, "created": gen.created,
-                                    "services": services}
+        record: GenerationRecord = {"format": RECORD_FORMAT, "generation": gen.number, "manifest": gen.manifest,
+                                    "created": gen.created, "services": services}
         if source:
             record["source"] = source
         atomic_write(self._generations / f"{gen.number}.json", _dumps(record))
@@ -146,17 +191,38 @@ class Profile:
             lock.release()
 
     def begin(self, kind: str, from_gen: int | None, to_manifest: str, to_gen: int | None) -> None:
-        record: Journal = {"pid": os.getpid(), "kind": kind, "from": from_gen, "to": to_manifest,
-                           "to_generation": to_gen, "started": time.time()}
+        record: Journal = {"format": JOURNAL_FORMAT, "pid": os.getpid(), "kind": kind, "from": from_gen,
+                           "to": to_manifest, "to_generation": to_gen, "started": time.time()}
         atomic_write(self._journal, _dumps(record), mode=0o600)
 
     def journal(self) -> Journal | None:
+        """The journal of an activation in flight or interrupted (None: there is none). One that cannot
+        be read as a journal gen knows (damaged, foreign, a newer gen's) raises CorruptState, exit 3:
+        nothing guesses what that activation was doing, and the file stays."""
         try:
-            return json.loads(self._journal.read_bytes())
+            raw = self._journal.read_bytes()
         except FileNotFoundError:
             return None
+        except OSError as e:
+            raise self._journal_problem(CorruptState(self._journal, f"cannot be read ({e.strerror})")) from None
+        try:
+            data = json.loads(raw.decode())
         except ValueError:
-            return {"pid": None, "kind": "unknown", "from": None, "to": None, "to_generation": None}
+            raise self._journal_problem(CorruptState(self._journal, "is not a journal (not valid JSON)")) from None
+        try:
+            return formats.journal(data, str(self._journal))
+        except CorruptState as e:
+            raise self._journal_problem(e) from None
+
+    def _journal_problem(self, e: CorruptState) -> CorruptState:
+        e.exit_code = 3
+        if isinstance(e, UnknownFormat):     # a newer gen's: only that gen knows what it meant
+            e.reason += (f"; an activation of profile {self.name} by that gen may be unfinished: finish it with that "
+                         f"gen, or, if no gen process is running, remove the file and run `gen recover -p {self.name}`")
+        else:
+            e.reason += (f"; an activation of profile {self.name} may have been interrupted: run `gen recover -p "
+                         f"{self.name}` (it waits for any gen still running, then converges on the current generation)")
+        return e
 
     def end(self) -> None:
         self._journal.unlink(missing_ok=True)
@@ -166,14 +232,17 @@ class Profile:
         if "time" not in record and isinstance(record.get("started"), (int, float)):
             record = {**record, "time": iso_time(record["started"])}
         ensure_dir(self.path)
+        created = not self._log.exists()
         with open(self._log, "a", encoding="utf-8") as f:
             f.write(json.dumps(record, sort_keys=True) + "\n")
             f.flush()
             os.fsync(f.fileno())
+        if created:
+            fsync_dir(self.path)        # the new file's name is durable too, not only its first line
 
     def activations(self) -> list[dict]:
         try:
-            lines = self._log.read_text(encoding="utf-8").splitlines()
+            lines = self._log.read_bytes().decode("utf-8", "replace").splitlines()   # a damaged line is skipped below
         except FileNotFoundError:
             return []
         return [r for r in map(_loads, lines) if isinstance(r, dict)]

@@ -1,4 +1,4 @@
-"""`gen verify`: is the state directory whole? Read-only: no locks, no writes.
+"""`gen verify [--repair]`: is the state directory whole? Without --repair: read-only, no locks.
 
 1. Rehash every store object (store.Store.verify): ok or corrupt.
 2. Every generation of every profile: its manifest, the manifest's service objects and its spec
@@ -6,16 +6,27 @@
    generations that need them; a corrupt object also names the generations that need it.
 3. Each profile's `current` must point at an existing generation record.
 Stray files (not objects: leftovers of a crash mid-write) are listed but are not a problem.
+
+`--repair` (`repair`) is modest: an object is named by its hash, so its bytes can only come back
+from something that makes exactly them again, a build. It builds the spec file each affected
+generation recorded (its source object's path, if that file is still there) and the spec files the
+caller gives, for each affected profile, and re-puts each broken object such a build makes (the
+store rewrites a damaged file atomically). It removes nothing and writes nothing else; what no
+build makes stays listed, with the generations that need it and why each build did not help.
 """
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable, Sequence
 
 from gen.errors import GenError
+from gen.model.compile import Compiled
 from gen.state.profile import Profile, list_profiles
-from store import Store
+from gen.state.roots import build_source, writing
+from store import Store, encode, hash_value
 from store.errors import CorruptObject, MissingObject, StoreError
 
 
@@ -28,6 +39,8 @@ class VerifyResult:
     stray: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)              # records that cannot be read, bad pointers
     profiles: dict[str, int] = field(default_factory=dict)         # profile -> generations checked
+    repaired: list[dict] = field(default_factory=list)             # --repair: {"hash", "from"} re-put
+    repair_notes: list[str] = field(default_factory=list)          # --repair: why a build did not help
 
     @property
     def ok(self) -> bool:
@@ -43,7 +56,17 @@ class VerifyResult:
             "stray": self.stray,
             "problems": self.problems,
             "profiles": [{"profile": p, "generations": n} for p, n in sorted(self.profiles.items())],
+            "repaired": self.repaired,
+            "repair_notes": self.repair_notes,
         }
+
+    def broken(self) -> set[str]:
+        return set(self.corrupt) | set(self.missing)
+
+    def needers(self) -> list[dict]:
+        """Every {"profile", "generation"} that needs a broken object."""
+        lists = [*self.corrupt.values(), *(info["needed_by"] for info in self.missing.values())]
+        return [who for needed in lists for who in needed]
 
 
 def verify(state_dir: Path, store: Store) -> VerifyResult:
@@ -108,3 +131,91 @@ def _reason(e: Exception) -> str:
     if isinstance(e, json.JSONDecodeError):
         return "not valid JSON"
     return str(e) if isinstance(e, GenError) else f"{type(e).__name__}: {e}"
+
+
+# -- repair ----------------------------------------------------------------------------------------
+Rebuild = Callable[[str, "str | None"], Compiled]      # (spec path, profile) -> compiled, written nowhere
+
+
+def repair(state_dir: Path, store: Store, rebuild: Rebuild, specs: Sequence[str] = (),
+           lock_timeout: float = 30.0) -> VerifyResult:
+    """Verify, re-put every broken object a build makes again, verify afresh (see the module's
+    docstring). Rounds repeat while they repair something: a manifest rewritten reveals which service
+    objects it needs."""
+    result = verify(state_dir, store)
+    repaired: list[dict] = []
+    notes: list[str] = []
+    tried: set[tuple[str, str | None]] = set()
+    while result.broken():
+        builds = [b for b in _builds(state_dir, store, result, specs, notes) if b not in tried]
+        tried.update(builds)
+        fixed = [fix for path, profile in builds
+                 for fix in _rebuild_one(store, result.broken(), rebuild, path, profile, notes, lock_timeout)]
+        if not fixed:
+            break
+        repaired.extend(fixed)
+        result = verify(state_dir, store)
+    result.repaired, result.repair_notes = repaired, list(dict.fromkeys(notes))
+    return result
+
+
+def _builds(state_dir: Path, store: Store, result: VerifyResult, specs: Sequence[str],
+            notes: list[str]) -> list[tuple[str, str | None]]:
+    """(spec path, profile) to build: what each affected generation recorded, then the caller's specs."""
+    wanted: dict[str, set[int]] = {}
+    for who in result.needers():
+        wanted.setdefault(who["profile"], set()).add(who["generation"])
+    builds = []
+    for profile, numbers in sorted(wanted.items()):
+        for n in sorted(numbers):
+            path = _recorded_path(store, Profile(state_dir, profile), n, notes)
+            if path:
+                builds.append((path, profile))
+    builds += [(os.path.abspath(spec), profile) for spec in specs for profile in sorted(wanted) or [None]]
+    return list(dict.fromkeys(builds))
+
+
+def _recorded_path(store: Store, prof: Profile, n: int, notes: list[str]) -> str | None:
+    """The spec file generation n was built from, if it recorded one and the file is still there."""
+    try:
+        source = prof.get(n).source
+        path = store.get(source).get("path") if source else None
+    except (GenError, StoreError, ValueError, KeyError, TypeError, OSError, AttributeError):
+        path = None
+    if not path:
+        notes.append(f"profile {prof.name} generation {n} recorded no readable spec source; "
+                     "give its spec file with --from")
+        return None
+    if not os.path.isfile(path):
+        notes.append(f"profile {prof.name} generation {n} was built from {path}, which no longer exists")
+        return None
+    return path
+
+
+def _rebuild_one(store: Store, broken: set[str], rebuild: Rebuild, path: str, profile: str | None,
+                 notes: list[str], lock_timeout: float) -> list[dict]:
+    """Build `path` for `profile` and re-put the broken objects it makes."""
+    who = f"{path} (profile {profile})" if profile else path
+    try:
+        made = _objects_made(rebuild(path, profile), path)
+    except (GenError, StoreError, OSError) as e:
+        notes.append(f"{who} could not be built: {e}")
+        return []
+    fixes = [(h, data) for h, data in made.items() if h in broken]
+    if not fixes:
+        notes.append(f"{who} builds none of the broken objects (the spec, an image or a file it reads changed)")
+        return []
+    with writing(store, lock_timeout):          # rooted already: the generations that need them name them
+        for _, data in fixes:
+            store.put_bytes(data)
+    return [{"hash": h, "from": path} for h, _ in fixes]
+
+
+def _objects_made(compiled: Compiled, path: str) -> dict[str, bytes]:
+    """hash -> canonical bytes of every object a build of `path` writes (services, manifest, source)."""
+    made = {h: compiled.encoded.get(h) or encode(obj) for h, obj in compiled.services.values()}
+    made[compiled.manifest_hash] = encode(compiled.manifest)
+    source = build_source(path)
+    made[hash_value(source)] = encode(source)
+    return made
+

@@ -2,7 +2,7 @@
 
 The output goes through gen.spec.build_spec like any gen.toml, so this module only reshapes
 and refuses: the key tables below say which Compose keys gen honours and why it refuses the
-rest. convert_document walks the document, its top-level volumes and secrets, and each service;
+rest. convert_document walks the document, its top-level volumes, secrets and configs, and each service;
 the per-field converters are in gen.spec.compose.fields. What needs the Compose file's place or
 the environment (host paths, env files, `KEY` without a value) stays here, in the converter.
 """
@@ -15,7 +15,8 @@ from collections.abc import Mapping
 from gen.errors import SpecError
 from gen.spec.compose.env import parse_env_file
 from gen.spec.compose.fields import (convert_argv, convert_depends_on, convert_healthcheck, convert_labels,
-                                     convert_mount, convert_port, convert_secret_ref)
+                                     convert_mount, convert_port, convert_secret_ref,
+                                     convert_config_ref)
 from gen.spec.compose.shape import Origins, check_compose_keys, checked_list, checked_mapping, scalar_text
 from gen.spec.document import read_text
 from gen.spec.fields import normal_path, parse_env
@@ -24,18 +25,17 @@ from gen.spec.messages import key_path, shown
 RESTART_DEFAULT = "no"  # Compose's default; gen.toml's differs (applied before validation)
 UPDATE_DEFAULT = "stop-first"   # Compose recreates a changed container stop-first; gen.toml chooses by the mounts
 
-_TOP_KEYS = ("name", "services", "volumes", "secrets", "version")
+_TOP_KEYS = ("name", "services", "volumes", "secrets", "configs", "version")
 _TOP_UNSUPPORTED = {
     "networks": "not supported yet: every service joins the deployment's own network, "
                 "where it is reachable by its service name",
-    "configs": "not supported (use secrets, or a bind mount)",
     "include": "not supported (gen reads one file)",
     "models": None,
 }
 
 _SERVICE_KEYS = ("image", "command", "entrypoint", "environment", "env_file", "ports", "volumes", "depends_on",
                  "healthcheck", "restart", "deploy", "labels", "stop_grace_period", "user", "working_dir",
-                 "secrets")
+                 "secrets", "configs")
 _SERVICE_UNSUPPORTED = {
     "build": "not supported: gen needs a pre-built image (build it, then name it in image)",
     "container_name": "not supported: gen names containers itself (names carry the service hash, "
@@ -47,7 +47,7 @@ _SERVICE_UNSUPPORTED = {
     "scale": "not supported: use deploy.replicas",
     "expose": "not supported (every container port is reachable on the deployment's network anyway)",
     **dict.fromkeys(
-        "annotations attach blkio_config cap_add cap_drop cgroup cgroup_parent configs cpu_count cpu_percent "
+        "annotations attach blkio_config cap_add cap_drop cgroup cgroup_parent cpu_count cpu_percent "
         "cpu_period cpu_quota cpu_rt_period cpu_rt_runtime cpu_shares cpus cpuset credential_spec develop "
         "device_cgroup_rules devices dns dns_opt dns_search domainname driver_opts extends extra_hosts gpus "
         "group_add hostname init ipc isolation label_file logging mac_address mem_limit mem_reservation "
@@ -84,26 +84,33 @@ class _Converter:
                            for name, value in services.items()}
         volumes = checked_mapping(doc.get("volumes", {}), "volumes", keep_null=True)
         out["volumes"] = {name: self.volume(value, key_path("volumes", name)) for name, value in volumes.items()}
-        secrets = checked_mapping(doc.get("secrets", {}), "secrets", keep_null=True)
-        out["secrets"] = {name: self.secret(value, key_path("secrets", name)) for name, value in secrets.items()}
+        for section in ("secrets", "configs"):
+            table = checked_mapping(doc.get(section, {}), section, keep_null=True)
+            out[section] = {name: self.file_definition(value, key_path(section, name), section)
+                            for name, value in table.items()}
         return out, self.origins
 
     # -- top-level definitions ------------------------------------------------------------------
     def volume(self, value, path: str) -> dict:
+        """An empty definition: the deployment's own volume. `external: true` (with `name`): the user's."""
         volume = checked_mapping({} if value is None else value, path, "must be a mapping (or empty)")
-        check_compose_keys(volume, path, (), dict.fromkeys(
-            ("driver", "driver_opts", "labels", "name", "external"),
-            "not supported: gen creates plain local named volumes (leave the volume's definition empty)"))
-        return {}
+        external = volume.get("external") is True
+        supported = ("external", "name") if external else ("external",)
+        check_compose_keys(volume, path, supported, dict.fromkeys(
+            ("driver", "driver_opts", "labels", "name"),
+            "not supported: gen creates plain local named volumes (leave the definition empty, or mark it "
+            "external: true to use a volume of your own)"))
+        return {key: volume[key] for key in ("external", "name") if key in volume}
 
-    def secret(self, value, path: str) -> dict:
-        secret = checked_mapping(value, path, "must be a mapping with file:")
-        check_compose_keys(secret, path, ("file",), dict.fromkeys(
+    def file_definition(self, value, path: str, section: str) -> dict:
+        """A top-level secret or config: only `file:` (gen pins the file's content in the generation)."""
+        definition = checked_mapping(value, path, "must be a mapping with file:")
+        check_compose_keys(definition, path, ("file",), dict.fromkeys(
             ("environment", "external", "name", "content", "driver", "driver_opts", "template_driver", "labels"),
-            "not supported: gen reads secrets from files (use file:)"))
-        if isinstance(secret.get("file"), str) and secret["file"]:
-            secret["file"] = self.host_path(secret["file"], f"{path}.file")
-        return secret
+            f"not supported: gen reads {section} from files (use file:)"))
+        if isinstance(definition.get("file"), str) and definition["file"]:
+            definition["file"] = self.host_path(definition["file"], f"{path}.file")
+        return definition
 
     # -- services -------------------------------------------------------------------------------
     def service(self, value, path: str) -> dict:
@@ -147,6 +154,9 @@ class _Converter:
         if "secrets" in svc:
             out["secrets"] = [convert_secret_ref(item, f"{path}.secrets[{i}]")
                               for i, item in enumerate(checked_list(svc["secrets"], f"{path}.secrets"))]
+        if "configs" in svc:
+            out["configs"] = [convert_config_ref(item, f"{path}.configs[{i}]")
+                              for i, item in enumerate(checked_list(svc["configs"], f"{path}.configs"))]
         return out
 
     def update_order(self, value, path: str, out: dict) -> None:

@@ -15,7 +15,8 @@ from typing import Callable
 from gen.errors import SpecError
 from gen.model.naming import NAME_RE
 from gen.spec.compose.shape import Origins, check_compose_keys, checked_mapping, scalar_text
-from gen.spec.fields import SECRETS_DIR, canonical_ip
+from gen.spec.fields import canonical_ip
+from gen.spec.files import SECRETS_DIR
 from gen.spec.messages import key_path, shown
 
 HostPath = Callable[[str, str], str]  # (host path as written, key path) -> absolute host path
@@ -240,3 +241,13 @@ def convert_secret_ref(item, path: str):
     if "target" in ref and ref["target"] not in (source, f"{SECRETS_DIR}/{source}"):
         raise SpecError(f"{path}.target", f"only the default target ({SECRETS_DIR}/<source>) is supported")
     return source
+
+
+def convert_config_ref(item, path: str):
+    """A service's config: a name (mounted at /<name>) or {source, target, uid, gid, mode}, which is
+    gen.toml's own table; gen.spec checks it."""
+    if not isinstance(item, dict):
+        return item
+    ref = checked_mapping(item, path)
+    check_compose_keys(ref, path, ("source", "target", "uid", "gid", "mode"))
+    return ref

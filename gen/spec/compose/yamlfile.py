@@ -46,6 +46,8 @@ def _construct_int(loader, node) -> int:
     digits = text.lstrip("+-")
     base = {"0o": 8, "0x": 16}.get(digits[:2], 10)
     digits = digits[2:] if base != 10 else digits
+    if base == 10 and len(digits) > 1 and digits[0] == "0" and all(c in "01234567" for c in digits):
+        base = 8    # `mode: 0440` is octal to Compose's Go YAML reader (strconv's base 0), so here too
     if len(digits) > 1000:  # int() of huge text is slow or refused outright
         raise yaml.constructor.ConstructorError(None, None, "integer is too long", node.start_mark)
     try:
