@@ -1,6 +1,6 @@
 """The architecture, checked: packages import one way, down the data flow, with no cycles.
 
-    store  <-  gen.errors  <-  gen.model  <-  gen.spec, gen.engine  <-  gen.state  <-  gen.deploy  <-  gen.api  <-  gen.cli
+    store  <-  gen.errors, gen.faults  <-  gen.model  <-  gen.spec, gen.engine  <-  gen.state  <-  gen.deploy  <-  gen.api  <-  gen.cli
 
 A module may import from its own package or from a package to its left, never to its right; no two
 modules import each other, directly or through others; `docker` is imported by gen.engine.docker
@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-LAYERS = ["store", "gen.errors", "gen.model", "gen.spec gen.engine", "gen.state", "gen.deploy", "gen.api", "gen.cli"]
+LAYERS = ["store", "gen.errors gen.faults", "gen.model", "gen.spec gen.engine", "gen.state", "gen.deploy", "gen.api", "gen.cli"]
 RANK = {pkg: i for i, names in enumerate(LAYERS) for pkg in names.split()}
 TOP_MODULES = {"gen.__init__", "gen.__main__"}       # entry points: gen/__main__.py runs the CLI
 MAX_LINES = 330

@@ -164,3 +164,13 @@ def test_the_plan_says_when_a_container_gets_control_of_the_host(mounts, notes):
     assert list(plan(P, services, [], {}).notes) == notes
     unchanged = plan(P, services, [running(services, "web")], {})
     assert unchanged.notes == (), "said when the service starts, not on every plan"
+
+
+@pytest.mark.parametrize("update", ["start-first", "stop-first"])
+@pytest.mark.parametrize("state, stopped_first", [("created", True), ("restarting", True), ("paused", True),
+                                                  ("exited", False), ("dead", False)])
+def test_a_leftover_that_may_still_start_is_stopped_before_anything_new_starts(update, state, stopped_first):
+    """A killed switch may have sent a start Docker still carries out: recovery must not race it for a port."""
+    services = desired(svc("front", update=update, ports=[8080]))
+    p = plan(P, services, [old("front", h="new-from-killed-switch", state=state)], {})
+    assert ("old-front" in p.step("front").quiesce) == stopped_first

@@ -89,7 +89,17 @@ def _shown(c: Change, value: object, width: int) -> str:
         return "[" + ", ".join(fmt(v) if isinstance(v, dict) else _value(v, width) for v in value) + "]"
     if c.field == "healthcheck" and c.key is None and isinstance(value, dict):
         return format_healthcheck(value)
+    if c.field in ("secrets", "configs") and isinstance(value, (dict, list)):
+        refs = value if isinstance(value, list) else [value]
+        return ", ".join(format_file_ref(r) if isinstance(r, dict) else _value(r, width) for r in refs) or "[]"
     return _value(value, width)
+
+
+def format_file_ref(ref: dict) -> str:
+    """A secret or config file by name, target and digest (never a value: the store holds none)."""
+    if "object" in ref:
+        return f"{ref.get('name')} -> {ref.get('target')} ({str(ref['object'])[:12]}, mode {ref.get('mode', 0):04o})"
+    return f"{ref.get('name')} (from {ref.get('file')})"
 
 
 def _value(value: object, width: int = 100) -> str:

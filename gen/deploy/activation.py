@@ -26,7 +26,7 @@ from typing import Callable
 from gen.model.compile import Compiled
 from gen.errors import ActivationFailed, GenError, Interrupted, NotOwned
 from gen.deploy.commit import Commit, flip, interrupts_deferred
-from gen.deploy.faults import checkpoint
+from gen.faults import checkpoint
 from gen.deploy.health import Probe, wait_healthy
 from gen.deploy.materialize import materialize, remove_stale, with_paths
 from gen.deploy.options import Options, Progress, no_progress
@@ -153,6 +153,7 @@ class Activation:
     # -- start, per dependency level -------------------------------------------------------------
     def _start_level(self, steps, deadline: float) -> None:
         self._parallel(self._stop_old, [(s, cid) for s in steps for cid in s.stop_before])
+        self._parallel(self._quiesce, [(s, cid) for s in steps for cid in s.quiesce])
         started: dict[str, str] = {}
         for s in steps:
             for cid in s.start:
@@ -203,6 +204,11 @@ class Activation:
         self.engine.stop(cid, self.plan.grace_ms.get(cid))
         self.undo_log.add("stopped", (cid, step.service))
         checkpoint(f"stopped {cid[:12]}")
+
+    def _quiesce(self, step, cid: str) -> None:
+        self.progress(step.service, "stopping", f"{cid[:12]} (left over, not running)")
+        self.engine.stop(cid, 0)
+        checkpoint(f"stopped leftover {cid[:12]}")
 
     def _start(self, service: str, cid: str) -> None:
         self.progress(service, "starting", cid[:12])

@@ -6,8 +6,9 @@ there (the way agenix and sops-nix keep generation-numbered secret directories u
     <run>/<state>/<profile>/<service hash>/configs/<i>        config file (its pinned owner and mode)
 
 <run> is $GEN_RUN_DIR if set, else /run/gen if /run is a tmpfs, else /dev/shm/gen (a tmpfs on
-almost every Linux): secrets never touch a disk and are gone after a reboot. <state> is a hash of the
-state directory's real path, so two state directories never share files. Directories are 0700.
+almost every Linux): secrets never touch a disk and are gone after a reboot. <state> is the state
+directory's identity (gen.state.identity), so two state directories never share files. Directories
+are 0700.
 
 One directory per service object, not per generation: a container lives as long as its service's hash
 is unchanged, across generations, and its mounts must stay valid that long. Activation (switch,
@@ -22,11 +23,10 @@ import os
 import shutil
 from pathlib import Path
 
-from blake3 import blake3
-
 from gen.errors import ActivationFailed, CorruptState
 from gen.model import formats
 from gen.model.compile import Compiled
+from gen.state.identity import ID_FILE, state_id
 from gen.state.secrets import key_path, secret_key, unseal
 from store import decode
 
@@ -75,8 +75,9 @@ def _mountinfo() -> str:
 
 
 def profile_dir(state_dir: str, profile: str, root: Path | None = None) -> Path:
-    namespace = blake3(os.path.realpath(state_dir).encode()).hexdigest()[:16]
-    return (root or run_root()[0]) / namespace / profile
+    """Where a profile's files go: under the state directory's identity (gen.state.identity, which its
+    image pins carry too), so two state directories never share files."""
+    return (root or run_root()[0]) / state_id(Path(state_dir)) / profile
 
 
 # -- writing ---------------------------------------------------------------------------------------
@@ -186,8 +187,8 @@ def with_paths(obj: dict, paths: dict[str, str]) -> dict:
 def remove_stale(target: Compiled) -> list[str]:
     """After the commit: remove the directories of services the target does not run (their containers
     are gone), and the profile's own once it is empty. Returns what could not be removed."""
-    if target.state_dir is None:
-        return []
+    if target.state_dir is None or not (Path(target.state_dir) / ID_FILE).exists():
+        return []           # nothing was ever materialised for this state directory (and nothing is made here)
     base = profile_dir(target.state_dir, target.manifest["profile"])
     keep = {h for h, _ in target.services.values()}
     try:

@@ -6,7 +6,7 @@ stopped), planning `current` against what runs yields exactly the steps that res
 """
 from __future__ import annotations
 
-from gen.deploy.faults import checkpoint
+from gen.faults import checkpoint
 from gen.deploy.options import Result
 from gen.deploy.transaction import Deployer
 from gen.errors import CorruptState, UnknownFormat

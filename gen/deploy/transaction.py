@@ -20,7 +20,7 @@ from typing import Callable
 
 from gen.deploy.activation import Activation
 from gen.deploy.commit import Commit
-from gen.deploy.faults import checkpoint
+from gen.faults import checkpoint
 from gen.deploy.options import Options, Progress, Result, no_progress
 from gen.engine.base import Engine
 from gen.errors import ActivationFailed, CorruptState, StateTooFull

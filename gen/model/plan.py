@@ -57,6 +57,7 @@ class Step:
     create: tuple[NewContainer, ...] = ()
     start: tuple[str, ...] = ()         # stopped containers of the desired hash, started again
     stop_before: tuple[str, ...] = ()   # old containers stopped before the new ones start
+    quiesce: tuple[str, ...] = ()       # leftovers (not running, not exited) stopped first, never restarted by an undo
     remove_after: tuple[str, ...] = ()  # old containers removed once the generation is committed
 
 
@@ -149,7 +150,16 @@ def _service_step(profile: str, name: str, h: str, obj: dict, existing: list[Obs
     return Step(name, action, reason, level,
                 strategy=obj["update"], create=tuple(missing), start=tuple(sorted(c.id for c in stopped)),
                 stop_before=tuple(sorted(c.id for c in stale if c.running)) if obj["update"] == "stop-first" else (),
+                quiesce=_leftovers(stale),
                 remove_after=tuple(sorted(c.id for c in stale)))
+
+
+def _leftovers(stale: list[Observed]) -> tuple[str, ...]:
+    """Old containers that do not run but could start any moment (created, restarting, paused): a start
+    that a killed gen sent is still carried out by Docker, and such a container would take the ports or
+    the volume of what is being started. They are stopped first whatever the update order (Docker runs
+    the stop after the pending start), and an undo does not start them again: they were not running."""
+    return tuple(sorted(c.id for c in stale if not c.running and c.state not in ("exited", "dead")))
 
 
 def _order_note(obj: dict, stale: list[Observed]) -> str:

