@@ -20,7 +20,7 @@ demo: setup
 test *ARGS: setup
     {{py}} -m pytest -q {{ARGS}}
 
-# Fault injection: kill at every step, random kills, dockerd restart, 4 racing switches, 5,000 fuzzed specs.
+# Fault injection: kill at every boundary of a switch, its undo, recover, rollback and gc; random kills; dockerd restart; 4 racing switches; 5,000 fuzzed specs.
 # Restarts the Docker daemon: every container on this machine restarts or stops.
 faults *ARGS: setup
     {{py}} -m tests.faults --daemon-restart {{ARGS}}

@@ -20,7 +20,7 @@ from gen.model.compile import compile_spec
 from gen.spec import parse_spec
 from gen.state import roots
 from gen.state.secrets import KEY_FILE_ENV, file_pinner, seal, secret_key, unseal
-from store import Store, decode, encode
+from store import decode, encode
 from tests.conftest import sleeper
 
 IMAGE_ID = "sha256:" + "ab" * 32
@@ -290,3 +290,23 @@ def test_a_state_directory_without_a_tmpfs_or_with_a_foreign_run_directory_is_re
     ns.chmod(0o755)                                           # someone else's, or open to others
     r = d.gen("switch", d.spec(BODY))
     assert r.code == 1 and "is not a private directory" in r.err and not d.containers()
+
+
+def test_pinned_files_removed_under_running_containers_are_written_again_by_a_noop_switch(tmp_path):
+    """The containers still run, so the plan has nothing to do; their next restart needs the files."""
+    from gen.api import Gen, Options
+    from gen.engine.memory import MemoryEngine
+    spec = tmp_path / "gen.toml"
+    (tmp_path / "pw.txt").write_bytes(b"s3cret")
+    spec.write_text('name = "p"\n[secrets.pw]\nfile = "pw.txt"\n[services.app]\nimage = "x"\nsecrets = ["pw"]\n')
+    g = Gen(tmp_path / "state", engine=MemoryEngine({"x": IMAGE_ID}), options=Options(stability_s=0, poll_s=0.001))
+    g.switch(str(spec))
+    (app,) = g.engine.containers.values()
+    path = app.obj["secrets"][0]["path"]
+    base = profile_dir(compiled(tmp_path).state_dir, "p")
+    try:
+        shutil.rmtree(base)
+        result = g.switch(str(spec))
+        assert not result.changed and open(path, "rb").read() == b"s3cret"
+    finally:
+        shutil.rmtree(base, ignore_errors=True)

@@ -138,7 +138,7 @@ def _size(n: int) -> str:
 def render_error(e: Exception) -> None:
     """A GenError or StoreError on stderr: `error: subject: reason`, and for a failed activation its logs."""
     print(f"error: {e}", file=sys.stderr)
-    if isinstance(e, ActivationFailed):
+    if isinstance(e, ActivationFailed) and e.exit_code != 1:      # exit 1: refused before anything was touched
         if e.logs:
             print("last log lines:", file=sys.stderr)
             for line in e.logs.splitlines()[-10:]:

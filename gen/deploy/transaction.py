@@ -21,6 +21,7 @@ from typing import Callable
 from gen.deploy.activation import Activation
 from gen.deploy.commit import Commit
 from gen.faults import checkpoint
+from gen.deploy.materialize import materialize
 from gen.deploy.options import Options, Progress, Result, no_progress
 from gen.engine.base import Engine
 from gen.errors import ActivationFailed, CorruptState, StateTooFull
@@ -80,6 +81,9 @@ class Deployer:
         current = prof.current()
         p = self.plan(prof, compiled)
         if p.is_noop and current and current.manifest == compiled.manifest_hash:
+            # Nothing to change on the engine, but the running containers' pinned files (secrets,
+            # configs on tmpfs) may be gone (removed by hand): written again, or their next restart fails.
+            materialize(compiled)
             return Result(prof.name, current.number, compiled.manifest_hash, p, False,
                           f"generation {current.number} is already current; nothing to do")
         if not p.is_noop:
