@@ -310,3 +310,23 @@ def test_pinned_files_removed_under_running_containers_are_written_again_by_a_no
         assert not result.changed and open(path, "rb").read() == b"s3cret"
     finally:
         shutil.rmtree(base, ignore_errors=True)
+
+
+def test_verify_names_a_missing_sealed_secret_and_the_generation_that_needs_it(tmp_path):
+    from gen.api import Gen, Options
+    from gen.engine.memory import MemoryEngine
+    spec = tmp_path / "gen.toml"
+    (tmp_path / "pw.txt").write_bytes(b"s3cret")
+    spec.write_text('name = "p"\n[secrets.pw]\nfile = "pw.txt"\n[services.app]\nimage = "x"\nsecrets = ["pw"]\n')
+    g = Gen(tmp_path / "state", engine=MemoryEngine({"x": IMAGE_ID}), options=Options(stability_s=0, poll_s=0.001))
+    g.switch(str(spec))
+    try:
+        assert g.verify().ok
+        (_, obj), = g.resolve(str(spec), write=False).services.values()
+        sealed = obj["secrets"][0]["object"]
+        g.store.path_of(sealed).unlink()
+        result = g.verify()
+        assert not result.ok and result.missing[sealed]["kind"] == "pinned file"
+        assert result.missing[sealed]["needed_by"] == [{"profile": "p", "generation": 1}]
+    finally:
+        shutil.rmtree(profile_dir(compiled(tmp_path).state_dir, "p"), ignore_errors=True)

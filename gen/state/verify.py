@@ -25,6 +25,7 @@ from typing import Callable, Sequence
 from gen.errors import GenError
 from gen.model.compile import Compiled
 from gen.state.profile import Profile, list_profiles
+from gen.state import roots
 from gen.state.roots import build_source, writing
 from store import Store, encode, hash_value
 from store.errors import CorruptObject, MissingObject, StoreError
@@ -105,7 +106,21 @@ def _check_generation(store: Store, prof: Profile, n: int, result: VerifyResult)
         result.problems.append(f"profile {prof.name}: generation {n} names {gen.manifest[:12]}, which is not a manifest")
         return
     for service, h in sorted((manifest.get("services") or {}).items()):
-        _need(store, h, "service", service, who, result)
+        obj = _need(store, h, "service", service, who, result)
+        if obj is not None:
+            _check_pinned_files(store, obj, h, service, who, result)
+
+
+def _check_pinned_files(store: Store, obj: object, h: str, service: str, who: dict, result: VerifyResult) -> None:
+    """The sealed secrets and config files a service object pins must be there and verify too: without
+    them its generation cannot be activated."""
+    try:
+        refs = roots.references(obj, f"object {h}")
+    except (GenError, ValueError) as e:
+        result.problems.append(f"object {h}: {_reason(e)}")
+        return
+    for ref in refs:
+        _need(store, ref, "pinned file", service, who, result)
 
 
 def _need(store: Store, h: str, kind: str, service: str | None, who: dict, result: VerifyResult):
