@@ -193,8 +193,9 @@ class Gen:
         try:
             current = prof.current()
             compiled = self._load(current.manifest) if current else compile_empty(prof.name)
+            observed = self.engine.observe(prof.name)
             return status(prof.name, current.number if current else None, compiled,
-                          self._deployer().plan(prof, compiled), self.engine.observe(prof.name), prof.journal())
+                          self._deployer().plan(prof, compiled, observed), observed, prof.journal())
         finally:
             lock.release()
 

@@ -134,6 +134,11 @@ def sleeper(name: str, extra: str = "") -> str:
     return SLEEPER.format(name=name, extra=extra)
 
 
+def app(value: str) -> str:
+    """Two sleepers, app and db; only app's env V changes with `value` (a one-service change)."""
+    return sleeper("app", f'env = {{ V = "{value}" }}') + sleeper("db")
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -146,7 +146,7 @@ def test_status_during_a_switch_says_in_progress_never_drift(deployment):
     codes: list[int] = []
     while switch.is_alive():
         r = d.gen_process("status", "-p", d.profile, "--json")
-        codes.append(r.returncode if hasattr(r, "returncode") else r.code)
+        codes.append(r.code)
         if r.code == 4:
             assert json.loads(r.out)["activation"]["state"] == "in progress"
         time.sleep(0.05)

@@ -25,26 +25,10 @@ import pytest
 import gen.state.gc as gc_module
 from gen.api import Gen
 from store import FileLock, Store
-from tests.conftest import ROOT
+from tests.conftest import ROOT, app
 
 HANG_GUARD_S = 120          # only against a hung test: no assertion depends on how long anything takes
 
-APP = """
-[services.app]
-image = "{image}"
-command = ["sleep", "3600"]
-env = { V = "VALUE" }
-stop_grace = "0s"
-
-[services.db]
-image = "{image}"
-command = ["sleep", "3600"]
-stop_grace = "0s"
-"""
-
-
-def app(value: str) -> str:
-    return APP.replace("VALUE", value)
 
 
 def age_store(state: Path, seconds: float = 3600) -> None:

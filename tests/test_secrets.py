@@ -292,8 +292,8 @@ def test_a_state_directory_without_a_tmpfs_or_with_a_foreign_run_directory_is_re
     assert r.code == 1 and "is not a private directory" in r.err and not d.containers()
 
 
-def test_pinned_files_removed_under_running_containers_are_written_again_by_a_noop_switch(tmp_path):
-    """The containers still run, so the plan has nothing to do; their next restart needs the files."""
+def switched_in_memory(tmp_path):
+    """A Gen on the in-memory engine that has switched to one service using secret pw ("s3cret")."""
     from gen.api import Gen, Options
     from gen.engine.memory import MemoryEngine
     spec = tmp_path / "gen.toml"
@@ -301,6 +301,12 @@ def test_pinned_files_removed_under_running_containers_are_written_again_by_a_no
     spec.write_text('name = "p"\n[secrets.pw]\nfile = "pw.txt"\n[services.app]\nimage = "x"\nsecrets = ["pw"]\n')
     g = Gen(tmp_path / "state", engine=MemoryEngine({"x": IMAGE_ID}), options=Options(stability_s=0, poll_s=0.001))
     g.switch(str(spec))
+    return g, spec
+
+
+def test_pinned_files_removed_under_running_containers_are_written_again_by_a_noop_switch(tmp_path):
+    """The containers still run, so the plan has nothing to do; their next restart needs the files."""
+    g, spec = switched_in_memory(tmp_path)
     (app,) = g.engine.containers.values()
     path = app.obj["secrets"][0]["path"]
     base = profile_dir(compiled(tmp_path).state_dir, "p")
@@ -313,13 +319,7 @@ def test_pinned_files_removed_under_running_containers_are_written_again_by_a_no
 
 
 def test_verify_names_a_missing_sealed_secret_and_the_generation_that_needs_it(tmp_path):
-    from gen.api import Gen, Options
-    from gen.engine.memory import MemoryEngine
-    spec = tmp_path / "gen.toml"
-    (tmp_path / "pw.txt").write_bytes(b"s3cret")
-    spec.write_text('name = "p"\n[secrets.pw]\nfile = "pw.txt"\n[services.app]\nimage = "x"\nsecrets = ["pw"]\n')
-    g = Gen(tmp_path / "state", engine=MemoryEngine({"x": IMAGE_ID}), options=Options(stability_s=0, poll_s=0.001))
-    g.switch(str(spec))
+    g, spec = switched_in_memory(tmp_path)
     try:
         assert g.verify().ok
         (_, obj), = g.resolve(str(spec), write=False).services.values()

@@ -14,24 +14,8 @@ import time
 from pathlib import Path
 
 from store import Store
-from tests.conftest import sleeper
+from tests.conftest import app, sleeper
 
-APP = """
-[services.app]
-image = "{image}"
-command = ["sleep", "3600"]
-env = { V = "VALUE" }
-stop_grace = "0s"
-
-[services.db]
-image = "{image}"
-command = ["sleep", "3600"]
-stop_grace = "0s"
-"""
-
-
-def app(value: str) -> str:
-    return APP.replace("VALUE", value)
 
 
 def ok(r):

@@ -52,8 +52,9 @@ class Deployer:
     progress: Progress = no_progress
     on_plan: Callable[[Plan], None] = field(default=lambda plan: None)   # told the plan before it runs
 
-    def plan(self, prof: Profile, compiled: Compiled) -> Plan:
-        observed = self.engine.observe(prof.name)
+    def plan(self, prof: Profile, compiled: Compiled, observed: list | None = None) -> Plan:
+        """The plan from what runs now (observed, when the caller has already listed it)."""
+        observed = self.engine.observe(prof.name) if observed is None else observed
         return plan(prof.name, compiled.services, observed, self.known(observed))
 
     def known(self, observed) -> dict[str, dict]:

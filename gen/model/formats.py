@@ -160,24 +160,23 @@ def file_mounts(obj: dict) -> list[tuple[str, str]]:
 
 
 def secret_object(value: object, where: str) -> SecretObject:
-    check_format(value, "secret", where)
-    _kind(value, "secret", where)
-    _checked(value, SECRET_SHAPE, "secret object", where)
-    return value        # type: ignore[return-value]
+    return _plain(value, "secret", SECRET_SHAPE, "secret object", where)     # type: ignore[return-value]
 
 
 def config_object(value: object, where: str) -> ConfigObject:
-    check_format(value, "config", where)
-    _kind(value, "config", where)
-    _checked(value, CONFIG_SHAPE, "config object", where)
-    return value        # type: ignore[return-value]
+    return _plain(value, "config", CONFIG_SHAPE, "config object", where)     # type: ignore[return-value]
 
 
 def manifest(value: object, where: str) -> Manifest:
-    check_format(value, "manifest", where)
-    _kind(value, "manifest", where)
-    _checked(value, MANIFEST_SHAPE, "manifest", where)
-    return value        # type: ignore[return-value]
+    return _plain(value, "manifest", MANIFEST_SHAPE, "manifest", where)      # type: ignore[return-value]
+
+
+def _plain(value: object, kind: str, shape: dict, what: str, where: str) -> object:
+    """An object of a kind with one known format and nothing to upgrade: checked, returned as it is."""
+    check_format(value, kind, where)
+    _kind(value, kind, where)
+    _checked(value, shape, what, where)
+    return value
 
 
 def source(value: object, where: str) -> dict:

@@ -126,8 +126,8 @@ class ConfigObject(TypedDict):
     data: bytes
 
 
-class ServiceSpec(TypedDict):
-    """One service as gen.spec validates it."""
+class _ServiceFields(TypedDict):
+    """What a validated service and its store object share, written once."""
     name: str
     image: str
     command: list[str] | None
@@ -141,38 +141,26 @@ class ServiceSpec(TypedDict):
     stop_grace_ms: int
     restart: str                    # "no" | "always" | "unless-stopped" | "on-failure[:N]"
     healthcheck: Healthcheck | None
-    secrets: list[str]
-    configs: list[ConfigUse]
     labels: dict[str, str]
     user: str | None
     working_dir: str | None
 
 
+class ServiceSpec(_ServiceFields):
+    """One service as gen.spec validates it."""
+    secrets: list[str]
+    configs: list[ConfigUse]
+
+
 # -- store objects -------------------------------------------------------------------------------
-class ServiceObject(TypedDict):
+class ServiceObject(_ServiceFields):
     """kind "service": a ServiceSpec with its image pinned and its secrets and config files pinned
     (format 2; format 1: secrets as SecretRef, no configs; see the module's docstring)."""
     format: NotRequired[int]        # absent for format 1
     kind: Literal["service"]
-    name: str
-    image: str
     image_id: str                   # the engine's image ID, resolved at build time
-    command: list[str] | None
-    entrypoint: list[str] | None
-    env: dict[str, str]
-    ports: list[Port]
-    volumes: list[Mount]
-    depends_on: list[str]
-    replicas: int
-    update: Literal["start-first", "stop-first"]
-    stop_grace_ms: int
-    restart: str
-    healthcheck: Healthcheck | None
     secrets: list[PinnedFile] | list[SecretRef]
     configs: NotRequired[list[PinnedFile]]   # format 2 only
-    labels: dict[str, str]
-    user: str | None
-    working_dir: str | None
 
 
 class Manifest(TypedDict):
