@@ -36,6 +36,14 @@ class ImageMissing(EngineError):
         self.image = image
 
 
+class BuildFailed(EngineError):
+    """An image build (`build:` of a service) failed: exit 1, naming the service and the failing step."""
+
+    def __init__(self, subject: str, step: str, reason: str):
+        super().__init__(subject, f"build failed at {step}: {reason}" if step else f"build failed: {reason}")
+        self.step = step
+
+
 class StateTooFull(GenError):
     """The state directory's disk has too little free space to commit: refused before anything is touched."""
 

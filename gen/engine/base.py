@@ -8,8 +8,8 @@ never a backend's.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Protocol
+from dataclasses import dataclass, field
+from typing import Callable, Protocol
 
 from gen.model.plan import Observed
 from gen.model.types import ServiceObject
@@ -32,10 +32,45 @@ class ContainerDetails:
     last_check_output: str = ""
 
 
+@dataclass(frozen=True)
+class Wiring:
+    """What one container is attached to, in the engine's names (resolved by gen.deploy.activation)."""
+    # engine network name -> aliases it answers to there (its service name first), in join order.
+    # Docker joins the first at create and the others before start.
+    networks: dict[str, list[str]] = field(default_factory=dict)
+    volumes: dict[str, str] = field(default_factory=dict)     # declared volume -> engine volume name
+    anonymous: dict[str, str] = field(default_factory=dict)   # mount target -> engine volume name (anonymous volumes)
+    network_mode: str | None = None  # "host" | "none" | "container:<name or id>": then `networks` is empty
+    ipv4: dict[str, str] = field(default_factory=dict)        # engine network name -> fixed address, when set
+    ipv6: dict[str, str] = field(default_factory=dict)
+
+
+Progress = Callable[[str], None]      # one line of an engine's pull or build output
+
+
 class Engine(Protocol):
-    # -- images: resolved by ID at build time, never pulled -------------------------------------
+    # -- images: resolved by ID at build time; pulled or built only when asked -------------------
     def image_id(self, ref: str, subject: str) -> str:
         """The engine's ID for an image reference; ImageMissing naming `subject` when absent."""
+
+    def image_digests(self, image_id: str) -> list[str]:
+        """The image's repository digests ("repo@sha256:..."), sorted; [] for an image never pushed
+        or pulled. ImageMissing when absent."""
+
+    def pull(self, ref: str, subject: str, progress: Progress | None = None) -> str:
+        """Pull `ref` ("repo:tag" or "repo@sha256:...") from its registry; returns the image ID.
+        EngineError naming `subject` with the registry's reason when it cannot."""
+
+    def build_image(self, context: str, dockerfile: str, tag: str, args: dict[str, str], target: str | None,
+                    labels: dict[str, str], subject: str, progress: Progress | None = None) -> str:
+        """Build an image from a context directory (.dockerignore honoured), tag it, return its ID.
+        BuildFailed naming `subject` and the failing step when the build fails."""
+
+    def images_labelled(self, key: str, value: str) -> list[str]:
+        """IDs of the images carrying the label key=value (gen's build cache), sorted."""
+
+    def push(self, ref: str, subject: str, progress: Progress | None = None) -> str:
+        """Push a local "repo:tag" to its registry; returns the repository digest "repo@sha256:..."."""
 
     def pin_image(self, image_id: str, repo: str, tag: str) -> None:
         """Tag image_id as repo:tag, so that pruning dangling images keeps it (idempotent)."""
@@ -55,9 +90,13 @@ class Engine(Protocol):
     def logs(self, cid: str, tail: int = 10) -> str: ...
 
     # -- networks and volumes (created when missing; volumes are never removed) ----------------
-    def ensure_network(self, name: str, labels: dict[str, str]) -> bool:
+    def ensure_network(self, name: str, labels: dict[str, str], definition: dict | None = None,
+                       external: bool = False) -> bool:
         """Create the network unless it exists; True when this call created it. One that exists must
-        carry the same gen.profile label (NotOwned otherwise: gen never adopts another's network)."""
+        carry the same gen.profile label (NotOwned otherwise: gen never adopts another's network).
+        `definition` (a NetworkDef: driver, internal, ipam, ...) shapes one gen creates; its `labels`
+        are added to gen's. external=True: the user's network: it must exist (EngineError naming it
+        otherwise), its labels are not gen's business, and gen never creates or removes it."""
 
     def ensure_volume(self, name: str, labels: dict[str, str], external: bool = False) -> None:
         """Create the volume unless it exists; one that exists must carry the same gen.profile label
@@ -68,8 +107,12 @@ class Engine(Protocol):
 
     # -- containers ---------------------------------------------------------------------------
     def create(self, profile: str, service: str, obj: ServiceObject, h: str, manifest: str, replica: int,
-               name: str, network: str, volumes: dict[str, str]) -> str:
-        """Create (not start) one replica of a service object, labelled as gen's; returns its id."""
+               name: str, wiring: Wiring) -> str:
+        """Create (not start) one replica of a service object, labelled as gen's, attached as `wiring`
+        says (every network joined before it starts); returns its id."""
+
+    def rename(self, cid: str, name: str) -> None:
+        """Give a container another name (container_name services: the old one is renamed aside)."""
 
     def start(self, cid: str) -> None:
         """Make the container run: a created or stopped one starts, a paused one is unpaused."""

@@ -28,6 +28,14 @@ a known older one is upgraded in memory, an unknown one is refused before any en
   is written exactly as format 1 (no `format`, no `configs`): it is one, so upgrading gen replaces no
   container that mounts no secret or config file.
 - Secret and config objects are new kinds: they carry `format` (1) from the start.
+- Format 3 of a service object adds what real Compose files need (issue 12): container options
+  (`options`), `container_name`, `networks`, `network_mode`, depends_on `conditions`, `job`, the image's
+  registry digest (`image_digest`), and mount options. Each of these keys is written only when it
+  differs from its default (absent = default), and an object is written with the lowest format that
+  holds it: no new key and no pin -> format 1 (no `format`), pins only -> 2, any format 3 key -> 3. So
+  upgrading gen changes no hash of an object that uses none of them, and an older gen refuses an
+  object it would run wrongly (an unknown format) instead of silently dropping its options.
+- Manifest format 2 has networks beyond the one default network (or none): written only then.
 """
 from __future__ import annotations
 
@@ -35,8 +43,8 @@ from dataclasses import dataclass, field
 from typing import Literal, NotRequired, TypedDict
 
 # The format of each kind as gen writes it today. Readers of older formats upgrade in memory.
-MANIFEST_FORMAT = 1
-SERVICE_FORMAT = 2          # 2 when it pins secrets or config files; else written as format 1 (above)
+MANIFEST_FORMAT = 2         # 2 when its networks are not exactly {"default": {}}; else written as 1
+SERVICE_FORMAT = 3          # 3 with a format 3 key, 2 when it pins files only, else 1 (above)
 SOURCE_FORMAT = 1           # written as an absent `format`
 SECRET_FORMAT = 1
 CONFIG_FORMAT = 1
@@ -58,6 +66,9 @@ class Spec:
     # name -> {"file": absolute path}; a read-only bind of a file from the spec's folder is one too,
     # named by its path ("./nginx.conf"), so its content is pinned like a declared config's.
     configs: dict[str, dict] = field(default_factory=dict)
+    # name -> NetworkDef. Empty: every service on the one default network, as before format 3.
+    # "default" may be declared too (Compose lets a file configure its default network).
+    networks: dict[str, "NetworkDef"] = field(default_factory=dict)
 
 
 # -- parts of a service --------------------------------------------------------------------------
@@ -69,10 +80,103 @@ class Port(TypedDict):
 
 
 class Mount(TypedDict):
-    type: Literal["volume", "bind"]
-    source: str                     # a declared volume's name, or an absolute host path
+    type: Literal["volume", "bind", "tmpfs"]
+    # a declared volume's name; "" for an anonymous volume (type volume: gen keeps it as a volume of
+    # the profile per service, replica and target, so it survives a replace as Compose's does);
+    # an absolute host path (bind); "" (tmpfs)
+    source: str
     target: str
     read_only: bool
+    # Format 3, each written only when not its default:
+    create_host_path: NotRequired[bool]   # bind: written only as False (refuse, never create, a missing source)
+    nocopy: NotRequired[bool]             # volume: written only as True (do not copy the image's files in)
+    propagation: NotRequired[str]         # bind: rprivate (Docker's default) is left out
+    tmpfs_size: NotRequired[int]          # tmpfs: bytes
+    tmpfs_mode: NotRequired[int]          # tmpfs: permission bits
+
+
+class ContainerOptions(TypedDict, total=False):
+    """Format 3: the options of one container on one engine, in gen's units (bytes, nano-CPUs; no
+    floats). Only keys the spec sets are present; an empty `options` is left out of the object."""
+    expose: list[str]               # "80/tcp", sorted
+    stop_signal: str                # "SIGINT"
+    cap_add: list[str]              # sorted, as written ("NET_ADMIN")
+    cap_drop: list[str]
+    privileged: bool
+    devices: list[str]              # "/dev/x:/dev/x:rwm"
+    device_cgroup_rules: list[str]
+    sysctls: dict[str, str]
+    ulimits: dict[str, list[int]]   # name -> [soft, hard]
+    shm_size: int                   # bytes
+    tmpfs: dict[str, str]           # target -> mount options ("" for none)
+    extra_hosts: list[str]          # "host:ip"
+    dns: list[str]
+    dns_search: list[str]
+    dns_opt: list[str]
+    hostname: str
+    domainname: str
+    mac_address: str
+    init: bool
+    logging: dict                   # {"driver": str, "options": {str: str}}
+    mem_limit: int                  # bytes
+    memswap_limit: int              # bytes (-1: unlimited)
+    mem_reservation: int            # bytes
+    mem_swappiness: int
+    nano_cpus: int                  # cpus x 1e9
+    cpu_shares: int
+    cpu_quota: int
+    cpu_period: int
+    cpuset: str
+    pids_limit: int
+    oom_score_adj: int
+    oom_kill_disable: bool
+    security_opt: list[str]
+    read_only: bool
+    pid: str                        # "host"
+    ipc: str                        # "host" | "shareable" | "private" | "container:NAME"
+    uts: str
+    userns_mode: str
+    cgroup: str
+    cgroup_parent: str
+    group_add: list[str]
+    tty: bool
+    stdin_open: bool
+    platform: str                   # "linux/amd64": the image is resolved for it
+    runtime: str
+    storage_opt: dict[str, str]
+
+
+class ServiceNetwork(TypedDict, total=False):
+    """Format 3: how a service joins one network (only what the spec sets)."""
+    aliases: list[str]              # besides the service name, which every service gets
+    ipv4_address: str
+    ipv6_address: str
+
+
+class NetworkDef(TypedDict, total=False):
+    """A network of the deployment (Spec.networks, manifest `networks`); only what the spec sets.
+    The engine's name is "<profile>_<name>" unless `name` is given; an external network is the
+    user's own: it must exist, and gen never creates, changes or removes it."""
+    external: bool                  # written only as True
+    name: str                       # the engine's name
+    driver: str                     # "bridge" (the only driver of a single engine gen creates)
+    internal: bool
+    attachable: bool
+    enable_ipv6: bool
+    labels: dict[str, str]
+    driver_opts: dict[str, str]
+    ipam: dict                      # {"driver": str, "config": [{"subnet": str, "gateway": str, ...}]}
+
+
+class BuildSpec(TypedDict):
+    """`build:` of a service (gen.spec): gen builds the image at `gen build`; the image ID, not this,
+    enters the service object. Its inputs (context files, Dockerfile, args, target) address the build:
+    an unchanged input reuses the image built before."""
+    context: str                    # absolute path of the context directory
+    dockerfile: str                 # path of the Dockerfile, relative to the context
+    args: dict[str, str]
+    target: str | None
+    labels: dict[str, str]
 
 
 class Healthcheck(TypedDict):
@@ -144,12 +248,28 @@ class _ServiceFields(TypedDict):
     labels: dict[str, str]
     user: str | None
     working_dir: str | None
+    # Format 3 (see the module's docstring), each absent when it is its default:
+    options: NotRequired[ContainerOptions]
+    container_name: NotRequired[str]          # replicas must be 1; updates stop-first, the old renamed aside
+    networks: NotRequired[dict[str, ServiceNetwork]]   # absent: {"default": {}}
+    network_mode: NotRequired[str]            # "host" | "none" | "service:NAME" | "container:NAME"
+    # depends_on entries whose condition is not Compose's default "service_started" (wait for
+    # running): "healthy" (service_healthy) or "completed" (service_completed_successfully: the
+    # dependency is a job that must exit 0 first). Every key is in depends_on.
+    conditions: NotRequired[dict[str, Literal["healthy", "completed"]]]
+    job: NotRequired[bool]                    # written only as True: runs to exit 0, once per definition
+
+
+PullPolicy = Literal["missing", "always", "never", "build"]
 
 
 class ServiceSpec(_ServiceFields):
-    """One service as gen.spec validates it."""
+    """One service as gen.spec validates it. `image` is "" for a service that is only built (gen names
+    the built image "<profile>-<service>", as Compose does)."""
     secrets: list[str]
     configs: list[ConfigUse]
+    build: NotRequired[BuildSpec]             # spec only: compile turns it into image_id
+    pull_policy: NotRequired[PullPolicy]      # spec only; absent = "missing"
 
 
 # -- store objects -------------------------------------------------------------------------------
@@ -159,6 +279,7 @@ class ServiceObject(_ServiceFields):
     format: NotRequired[int]        # absent for format 1
     kind: Literal["service"]
     image_id: str                   # the engine's image ID, resolved at build time
+    image_digest: NotRequired[str]  # format 3: "repo@sha256:..." where a registry gave one; pulled by it when missing
     secrets: list[PinnedFile] | list[SecretRef]
     configs: NotRequired[list[PinnedFile]]   # format 2 only
 
