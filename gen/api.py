@@ -80,7 +80,8 @@ class Gen:
         """engine.image_id, asked once per distinct reference (a 1,000-service spec often has one image)."""
         resolved: dict[str, str] = {}
 
-        def resolve(ref: str, key_path: str) -> str:
+        def resolve(request) -> str:
+            ref, key_path = request.ref, request.key_path
             if ref not in resolved:
                 resolved[ref] = self.engine.image_id(ref, key_path)
             return resolved[ref]

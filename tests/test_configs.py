@@ -110,7 +110,7 @@ def test_compile_pins_config_content_and_a_bind_keeps_the_files_owner_and_mode(t
         services:
           web: {image: web, configs: [app], volumes: ["./app.conf:/etc/bound.conf:ro"]}
     """)
-    c = compile_spec(spec, "p", lambda ref, key: IMAGE_ID, file_pinner(tmp_path / "state"))
+    c = compile_spec(spec, "p", lambda req: IMAGE_ID, file_pinner(tmp_path / "state"))
     obj = c.services["web"][1]
     declared, bound = obj["configs"]
     assert obj["format"] == 2 and declared["object"] == bound["object"], "one content, one object"
@@ -119,7 +119,7 @@ def test_compile_pins_config_content_and_a_bind_keeps_the_files_owner_and_mode(t
     assert (bound["name"], bound["uid"], bound["gid"], bound["mode"]) == ("./app.conf", st.st_uid, st.st_gid, 0o640)
     assert decode(c.materials[declared["object"]]) == {"kind": "config", "format": 1, "data": b"listen 80;\n"}
     conf.write_text("listen 81;\n")
-    again = compile_spec(spec, "p", lambda ref, key: IMAGE_ID, file_pinner(tmp_path / "state"))
+    again = compile_spec(spec, "p", lambda req: IMAGE_ID, file_pinner(tmp_path / "state"))
     assert again.manifest_hash != c.manifest_hash, "a changed file is a new generation"
 
 
@@ -198,7 +198,7 @@ def test_a_service_whose_objects_pin_nothing_keeps_its_hash(tmp_path):
     spec_file = tmp_path / "gen.toml"
     spec_file.write_text('name = "p"\n[services.a]\nimage = "x"\nvolumes = ["/srv:/srv:ro"]\n')
     spec = load_spec(spec_file)
-    (h, obj), = compile_spec(spec, "p", lambda ref, key: IMAGE_ID).services.values()
+    (h, obj), = compile_spec(spec, "p", lambda req: IMAGE_ID).services.values()
     before = {"kind": "service", **{k: v for k, v in spec.services["a"].items() if k != "configs"},
               "secrets": [], "image_id": IMAGE_ID}          # the previous compile's recipe
     assert "format" not in obj and "configs" not in obj and h == hash_value(before)

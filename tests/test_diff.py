@@ -31,7 +31,7 @@ image = "app:1"
 
 
 def compiled(text: str):
-    return compile_spec(parse_spec(text), "shop", lambda ref, key: IMAGES[ref])
+    return compile_spec(parse_spec(text), "shop", lambda req: IMAGES[req.ref])
 
 
 def web_changes(new_text: str) -> list[Change]:

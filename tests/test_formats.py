@@ -82,7 +82,7 @@ def test_objects_written_today_read_back_unchanged_and_services_carry_no_format_
     spec_file = tmp_path / "gen.toml"
     body = sleeper("app", 'labels = { team = "x" }\nuser = "1000"').replace("{image}", "gen-test/busybox:1")
     spec_file.write_text('name = "p"\n' + body)
-    compiled = compile_spec(load_spec(spec_file), "p", lambda ref, key: IMAGE_ID)
+    compiled = compile_spec(load_spec(spec_file), "p", lambda req: IMAGE_ID)
     (h, obj), = compiled.services.values()
     assert "format" not in obj, "a format key on service objects would change every service hash"
     assert compiled.manifest["format"] == 1

@@ -56,7 +56,7 @@ def test_compose_external_volumes_mean_the_same():
 
 # -- the transaction, in memory --------------------------------------------------------------------
 def switch(engine: MemoryEngine, text: str):
-    target = compile_spec(parse_spec(text), "shop", lambda ref, key: IMAGES[ref])
+    target = compile_spec(parse_spec(text), "shop", lambda req: IMAGES[req.ref])
     observed = engine.observe("shop")
     Activation(engine, target, plan("shop", target.services, observed, {}), FAST).run(lambda: None)
 

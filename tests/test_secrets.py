@@ -66,7 +66,7 @@ image = "x"
 
 def compiled(tmp_path, value: bytes = b"s3cret"):
     (tmp_path / "pw.txt").write_bytes(value)
-    return compile_spec(parse_spec(SPEC, "gen.toml", str(tmp_path)), "p", lambda ref, key: IMAGE_ID,
+    return compile_spec(parse_spec(SPEC, "gen.toml", str(tmp_path)), "p", lambda req: IMAGE_ID,
                         file_pinner(tmp_path / "state"), str(tmp_path / "state"))
 
 
@@ -89,7 +89,7 @@ def test_compile_pins_secrets_by_object_and_owner(tmp_path):
 
 def test_an_unreadable_secret_file_names_its_key(tmp_path):
     with pytest.raises(SpecError) as e:
-        compile_spec(parse_spec(SPEC, "gen.toml", str(tmp_path)), "p", lambda ref, key: IMAGE_ID,
+        compile_spec(parse_spec(SPEC, "gen.toml", str(tmp_path)), "p", lambda req: IMAGE_ID,
                      file_pinner(tmp_path / "state"))
     assert e.value.subject == "secrets.pw.file" and "cannot read secret file" in e.value.reason
 

@@ -45,7 +45,7 @@ def spec(*services: str, volumes=()) -> str:
 def switch(engine: MemoryEngine, text: str, options: Options = FAST, commit=None) -> list[str]:
     """Plan against what the engine holds and run the transaction, as `gen switch` does; returns the
     manifest hashes the default commit recorded (one per call of it)."""
-    target = compile_spec(parse_spec(text), P, lambda ref, key: IMAGES[ref])
+    target = compile_spec(parse_spec(text), P, lambda req: IMAGES[req.ref])
     observed = engine.observe(P)
     known = {c.hash: engine.containers[c.id].obj for c in observed}      # what the store would know
     commits: list[str] = []
@@ -202,7 +202,7 @@ PAIR_2 = spec(svc("db", "app:2", update="stop-first"), svc("web", "app:2", deps=
 
 def occupy_name(engine):
     """A container of another profile already holds the name web's new container needs."""
-    target = compile_spec(parse_spec(PAIR_2), P, lambda ref, key: IMAGES[ref])
+    target = compile_spec(parse_spec(PAIR_2), P, lambda req: IMAGES[req.ref])
     [step] = [s for s in plan(P, target.services, engine.observe(P)).steps if s.service == "web"]
     engine.create("other", "web", target.services["web"][1], "h", "m", 1, step.create[0].name, network_name(P), {})
 
@@ -447,8 +447,8 @@ def test_a_failure_after_the_flip_finishes_forward_and_is_never_undone(engine):
 
 
 def test_run_returns_what_the_flip_returned(engine):
-    assert Activation(engine, compile_spec(parse_spec(BEFORE), P, lambda ref, key: IMAGES[ref]),
-                      plan(P, compile_spec(parse_spec(BEFORE), P, lambda ref, key: IMAGES[ref]).services, [], {}),
+    assert Activation(engine, compile_spec(parse_spec(BEFORE), P, lambda req: IMAGES[req.ref]),
+                      plan(P, compile_spec(parse_spec(BEFORE), P, lambda req: IMAGES[req.ref]).services, [], {}),
                       FAST).run(FakePointer().commit()) == 7
 
 
@@ -513,7 +513,7 @@ def test_an_abandon_that_fails_after_a_restore_only_warns(engine):
     commit.abandon = abandon
     warnings: list[str] = []
     target = compile_spec(parse_spec(spec(svc("db", "app:2", update="stop-first"),
-                                          svc("web", "app:2", deps=["db"], ports=[8080]))), P, lambda r, k: IMAGES[r])
+                                          svc("web", "app:2", deps=["db"], ports=[8080]))), P, lambda req: IMAGES[req.ref])
     observed = engine.observe(P)
     with pytest.raises(ActivationFailed) as failed:
         Activation(engine, target, plan(P, target.services, observed, {}), FAST,
@@ -535,7 +535,7 @@ def deployer(engine, tmp_path):
 
 def deploy(deployer, text: str):
     d, prof = deployer
-    compiled = compile_spec(parse_spec(text), P, lambda ref, key: IMAGES[ref])
+    compiled = compile_spec(parse_spec(text), P, lambda req: IMAGES[req.ref])
     with prof.locked(5):                                 # as gen.api does
         return d.activate(prof, compiled, "switch", d.commit_switch(prof, compiled))
 

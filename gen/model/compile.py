@@ -43,6 +43,28 @@ class Pinned(NamedTuple):
 
 PinFile = Callable[[str, str, str], Pinned]     # (kind "secret" | "config", file, key path) -> Pinned
 
+
+class ImageRequest(NamedTuple):
+    """What a service asks of its image: the caller (gen.state.images) looks it up, pulls or builds it."""
+    service: str
+    ref: str                        # the image as written; "" for a service that is only built
+    key_path: str                   # where the spec names it, for errors
+    build: dict | None = None       # BuildSpec
+    pull_policy: str = "missing"
+    platform: str | None = None
+
+
+class ResolvedImage(NamedTuple):
+    id: str                         # the engine's image ID
+    digest: str | None = None       # "repo@sha256:...", when a registry gave one
+
+
+ResolveImage = Callable[[ImageRequest], "ResolvedImage | str"]   # a bare str is an ID without digest
+
+# Keys of a format 3 service object (and of its mounts); each present only when not its default.
+FORMAT_3_KEYS = ("options", "container_name", "networks", "network_mode", "conditions", "job", "image_digest")
+MOUNT_3_KEYS = ("create_host_path", "nocopy", "propagation", "tmpfs_size", "tmpfs_mode")
+
 SECRETS_DIR = "/run/secrets"        # where a service's secrets appear inside its containers
 OWNER_ONLY, EVERYONE = 0o400, 0o444
 
@@ -59,20 +81,27 @@ def profile_for(spec: Spec, profile: str | None) -> str:
     raise SpecError("name", f"{spec.source} has no `name`; give one in the spec or pass -p NAME")
 
 
-def compile_spec(spec: Spec, profile: str, resolve_image: Callable[[str, str], str],
+def image_request(name: str, svc: ServiceSpec) -> ImageRequest:
+    return ImageRequest(name, svc["image"], f"services.{name}.build" if "build" in svc and not svc["image"]
+                        else f"services.{name}.image", svc.get("build"), svc.get("pull_policy", "missing"),
+                        svc.get("options", {}).get("platform"))
+
+
+def compile_spec(spec: Spec, profile: str, resolve_image: ResolveImage,
                  pin_file: PinFile = _no_pinning, state_dir: str | None = None) -> Compiled:
-    """resolve_image(ref, key_path) -> image ID, raising when the image is missing; pin_file makes the
-    store object of each secret and config file a service uses, raising when the file is unreadable."""
+    """resolve_image(ImageRequest) -> ResolvedImage (or a bare image ID), raising when the image is
+    missing; pin_file makes the store object of each secret and config file a service uses, raising
+    when the file is unreadable."""
     pinned = _pin_used(spec, pin_file)
     services, encoded = {}, {}
     for name, svc in sorted(spec.services.items()):
-        obj = service_object(svc, pinned, resolve_image(svc["image"], f"services.{name}.image"))
+        obj = service_object(svc, pinned, resolve_image(image_request(name, svc)))
         data = encode(obj)
         h = digest(data)
         services[name], encoded[h] = (h, obj), data
     manifest = {
         "kind": "manifest",
-        "format": MANIFEST_FORMAT,
+        "format": 1,        # 2 only with networks beyond the default one (gen.model.types)
         "profile": profile,
         "services": {name: h for name, (h, _) in services.items()},
         "volumes": {name: dict(opts) for name, opts in sorted(spec.volumes.items())},
@@ -92,14 +121,22 @@ def _pin_used(spec: Spec, pin_file: PinFile) -> dict[tuple[str, str], Pinned]:
     return pinned
 
 
-def service_object(svc: ServiceSpec, pinned: dict[tuple[str, str], Pinned], image_id: str) -> ServiceObject:
+def service_object(svc: ServiceSpec, pinned: dict[tuple[str, str], Pinned],
+                   image: "ResolvedImage | str") -> ServiceObject:
     """A service with its image and files pinned. One that pins no file is written exactly as format 1
     (no `format`, no `configs`): see gen.model.types."""
+    image = ResolvedImage(image) if isinstance(image, str) else image
     secrets = [_secret_ref(n, pinned["secret", n], svc["user"]) for n in svc["secrets"]]
     configs = [_config_ref(c, pinned["config", c["source"]]) for c in svc["configs"]]
-    obj = {"kind": "service", **svc, "secrets": secrets, "configs": configs, "image_id": image_id}
-    if secrets or configs:
+    spec_only = ("build", "pull_policy")
+    obj = {"kind": "service", **{k: v for k, v in svc.items() if k not in spec_only},
+           "secrets": secrets, "configs": configs, "image_id": image.id}
+    if image.digest:
+        obj["image_digest"] = image.digest
+    if any(key in obj for key in FORMAT_3_KEYS) or any(key in m for m in obj["volumes"] for key in MOUNT_3_KEYS):
         obj["format"] = SERVICE_FORMAT
+    elif secrets or configs:
+        obj["format"] = 2
     else:
         del obj["configs"]
     return obj      # type: ignore[return-value]
@@ -134,4 +171,4 @@ def numeric_user(user: str | None) -> tuple[int | None, int | None]:
 
 def compile_empty(profile: str) -> Compiled:
     """The deployment with no services: what a profile runs before its first generation."""
-    return compile_spec(Spec(name=profile, services={}, volumes={}, source="<empty>"), profile, lambda *_: "")
+    return compile_spec(Spec(name=profile, services={}, volumes={}, source="<empty>"), profile, lambda _: "")

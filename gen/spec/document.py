@@ -31,6 +31,7 @@ from gen.spec.fields import (parse_argv, parse_depends_on, parse_env, parse_heal
                              parse_mounts, parse_ports, parse_restart, parse_user, parse_working_dir)
 from gen.spec.files import check_file_mounts, declared_files, parse_configs, parse_secrets, pin_read_only_files
 from gen.spec.messages import one_line, shown
+from gen.spec.options import OPTION_KEYS, container_options
 from gen.spec.validate import (NAME_RULE, REQUIRED, check_keys, checked_names, checked_string, checked_table,
                                duration_at_least, int_in, one_of, parse_table)
 
@@ -178,7 +179,12 @@ _SERVICE_FIELDS = {
 
 def _service(name: str, value: object, ctx: _Context) -> dict:
     path = f"services.{name}"
-    service = {"name": name, **parse_table(checked_table(value, path), _SERVICE_FIELDS, path, ctx)}
+    table = checked_table(value, path)
+    options = container_options({k: v for k, v in table.items() if k in OPTION_KEYS}, path)
+    service = {"name": name, **parse_table({k: v for k, v in table.items() if k not in OPTION_KEYS},
+                                           _SERVICE_FIELDS, path, ctx)}
+    if options:
+        service["options"] = options
     if service["replicas"] > 1 and service["ports"]:
         # On one engine, two containers cannot bind the same host port: fail now, not mid-switch.
         port = service["ports"][0]

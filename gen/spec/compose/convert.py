@@ -14,6 +14,7 @@ from collections.abc import Mapping
 
 from gen.errors import SpecError
 from gen.spec.compose.env import parse_env_file
+from gen.spec.compose.options import COMPOSE_OPTION_KEYS, convert_options, convert_resources
 from gen.spec.compose.fields import (convert_argv, convert_depends_on, convert_healthcheck, convert_labels,
                                      convert_mount, convert_port, convert_secret_ref,
                                      convert_config_ref)
@@ -55,6 +56,8 @@ _SERVICE_UNSUPPORTED = {
         "pre_stop privileged profiles provider pull_policy read_only runtime security_opt shm_size stdin_open "
         "stop_signal storage_opt sysctls tmpfs tty ulimits use_api_socket userns_mode uts volumes_from".split()),
 }
+_SERVICE_KEYS += tuple(sorted(COMPOSE_OPTION_KEYS))
+_SERVICE_UNSUPPORTED = {k: v for k, v in _SERVICE_UNSUPPORTED.items() if k not in COMPOSE_OPTION_KEYS}
 
 
 def convert_document(document, base_dir: str, environ: Mapping[str, str], source: str) -> tuple[dict, Origins]:
@@ -137,10 +140,13 @@ class _Converter:
             out["depends_on"] = convert_depends_on(svc["depends_on"], f"{path}.depends_on", self.origins)
         if "healthcheck" in svc:
             out["healthcheck"] = convert_healthcheck(svc["healthcheck"], f"{path}.healthcheck", self.origins)
+        out.update(convert_options(svc, path, self.origins))
         if "deploy" in svc:
             deploy = checked_mapping(svc["deploy"], f"{path}.deploy")
-            check_compose_keys(deploy, f"{path}.deploy", ("replicas", "update_config"), dict.fromkeys(
-                ("mode", "endpoint_mode", "labels", "placement", "resources", "restart_policy", "rollback_config")))
+            check_compose_keys(deploy, f"{path}.deploy", ("replicas", "update_config", "resources"), dict.fromkeys(
+                ("mode", "endpoint_mode", "labels", "placement", "restart_policy", "rollback_config")))
+            if "resources" in deploy:
+                out.update(convert_resources(deploy["resources"], f"{path}.deploy.resources", self.origins))
             if "replicas" in deploy:
                 out["replicas"] = deploy["replicas"]
                 self.origins.add(f"{path}.replicas", f"{path}.deploy.replicas")
