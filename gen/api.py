@@ -38,11 +38,18 @@ __all__ = ["ActivationFailed", "Change", "Diff", "Gen", "GenError", "Options", "
 class Gen:
     def __init__(self, state_dir: str | os.PathLike | None = None, engine: "Engine | None" = None,
                  options: Options = Options(), progress: Progress = no_progress, lock_timeout: float = 30.0,
-                 on_plan=None):
+                 on_plan=None, pull: str | None = None, rebuild: bool = False,
+                 compose_profiles: "list[str] | tuple[str, ...]" = ()):
+        """pull ("always" | "missing" | "never") overrides every service's pull_policy in the builds of
+        this Gen; rebuild builds every `build` service again (gen.state.images); compose_profiles
+        enables the services of those `profiles` (none given: a Compose file reads COMPOSE_PROFILES)."""
         self.state_dir = Path(state_dir) if state_dir else default_state_dir()
         self.store = Store(self.state_dir / "store")
         self.options = options
         self.progress = progress
+        self.pull = pull
+        self.rebuild = rebuild
+        self.compose_profiles = tuple(compose_profiles)
         self.lock_timeout = lock_timeout
         self.on_plan = on_plan or (lambda plan: None)     # told the plan just before it is executed
         self._engine = engine
@@ -65,34 +72,33 @@ class Gen:
 
     # -- build -----------------------------------------------------------------------------------
     def compile(self, spec_path: str | os.PathLike, profile: str | None = None) -> "Compiled":
-        """Parse, validate and compile a spec; resolve images on the engine. Writes nothing."""
+        """Parse, validate and compile a spec; look up, pull or build its images (gen.state.images).
+        Writes nothing to the store."""
+        return self._compile(spec_path, profile)[0]
+
+    def _compile(self, spec_path: str | os.PathLike, profile: str | None):
+        """(compiled, the image resolver that resolved its images: it pins what it built)."""
         from gen.model.compile import compile_spec, profile_for
         from gen.spec import load_spec
+        from gen.state.images import ImagePolicy, ImageResolver
         from gen.state.secrets import file_pinner
-        spec = load_spec(spec_path)
+        spec = load_spec(spec_path, profiles=self.compose_profiles)
         name = profile_for(spec, profile)
         Profile(self.state_dir, name)          # validates the profile name before any engine call
+        # One resolver per compile: each distinct image request is resolved once (a 1,000-service
+        # spec often has one image).
+        images = ImageResolver(lambda: self.engine, name, self.state_dir, ImagePolicy(self.pull, self.rebuild),
+                               self.progress)
         # Secrets are sealed and config files pinned into objects written with the generation.
-        return compile_spec(spec, name, self._image_resolver(), file_pinner(self.state_dir, self.store),
-                            str(self.state_dir))
-
-    def _image_resolver(self):
-        """engine.image_id, asked once per distinct reference (a 1,000-service spec often has one image)."""
-        resolved: dict[str, str] = {}
-
-        def resolve(request) -> str:
-            ref, key_path = request.ref, request.key_path
-            if ref not in resolved:
-                resolved[ref] = self.engine.image_id(ref, key_path)
-            return resolved[ref]
-        return resolve
+        return compile_spec(spec, name, images, file_pinner(self.state_dir, self.store), str(self.state_dir)), images
 
     def build(self, spec_path: str | os.PathLike, profile: str | None = None) -> "Compiled":
         """Compile into the store; the build becomes its profile's build root (gen.state.roots), so gc
         keeps it until the next build of that profile, however long before its switch."""
         from gen.state.manifests import store_compiled
         from gen.state.roots import build_source, record_build, writing
-        compiled = self.compile(spec_path, profile)
+        compiled, images = self._compile(spec_path, profile)
+        images.pin_built()             # built images stay out of `docker image prune` (gen.state.pins)
         with writing(self.store, self.lock_timeout):      # gc waits until the objects are rooted
             store_compiled(self.store, compiled)
             record_build(self.state_dir, compiled.manifest["profile"], compiled.manifest_hash)

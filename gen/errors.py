@@ -32,7 +32,7 @@ class EngineUnavailable(EngineError):
 
 class ImageMissing(EngineError):
     def __init__(self, subject: str, image: str):
-        super().__init__(subject, f"image {image!r} is not present on the engine (no registry is consulted)")
+        super().__init__(subject, f"image {image!r} is not present on the engine")
         self.image = image
 
 

@@ -9,7 +9,7 @@ _HOME = {
     "LockTimeout": "errors", "MissingObject": "errors", "StateUnwritable": "errors", "StoreError": "errors",
     "FileLock": "fsutil", "atomic_symlink": "fsutil", "atomic_write": "fsutil", "ensure_dir": "fsutil",
     "fsync_dir": "fsutil", "read_link": "fsutil",
-    "Store": "objects", "VerifyReport": "objects",
+    "Store": "objects", "VerifyReport": "objects", "BlobStore": "blobs",
 }
 
 
@@ -23,6 +23,7 @@ def __getattr__(name: str):
 
 __all__ = [
     "AmbiguousPrefix",
+    "BlobStore",
     "CorruptObject",
     "EncodingError",
     "FileLock",

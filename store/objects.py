@@ -49,7 +49,7 @@ class Store:
         self.objects_dir = self.root / "objects"
 
     def path_of(self, hash: str) -> Path:
-        _check_hash(hash)
+        check_hash(hash)
         return self._path(hash)
 
     def has(self, hash: str) -> bool:
@@ -129,7 +129,7 @@ class Store:
             raise InvalidHash(prefix, f"not a hash prefix: expected {MIN_PREFIX} to 64 hex digits")
         wanted = prefix.lower()
         matches = [
-            entry.name for entry in _scan(self.objects_dir / wanted[:2])
+            entry.name for entry in scan_sorted(self.objects_dir / wanted[:2])
             if entry.name.startswith(wanted) and HASH_RE.fullmatch(entry.name)
         ]
         if not matches:
@@ -191,15 +191,15 @@ class Store:
 
     def _files(self) -> Iterator[tuple[str, os.DirEntry]]:
         """(fan-out directory name, entry) for every file under objects/, sorted."""
-        for fanout in _scan(self.objects_dir):
+        for fanout in scan_sorted(self.objects_dir):
             if fanout.is_dir(follow_symlinks=False):
-                for entry in _scan(fanout.path):
+                for entry in scan_sorted(fanout.path):
                     yield fanout.name, entry
             else:
                 yield "", fanout
 
 
-def _check_hash(hash: object) -> None:
+def check_hash(hash: object) -> None:
     # fullmatch, not match with "$": "$" would also accept a trailing newline.
     if not isinstance(hash, str) or not HASH_RE.fullmatch(hash):
         raise InvalidHash(hash, "not an object hash: expected 64 lowercase hex digits")
@@ -219,7 +219,7 @@ def _read(hash: str, path: Path) -> bytes | None:
         raise StoreError(f"object {hash}", f"cannot read {path}: {exc.strerror}") from exc
 
 
-def _scan(directory: Path | str) -> list[os.DirEntry]:
+def scan_sorted(directory: Path | str) -> list[os.DirEntry]:
     try:
         with os.scandir(directory) as entries:
             return sorted(entries, key=lambda entry: entry.name)

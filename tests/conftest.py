@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.cleanup import remove_profile
+from tests.registry import registry  # noqa: F401  (the loopback registry fixture)
 
 ROOT = Path(__file__).resolve().parent.parent
 IMAGE = os.environ.get("GEN_TEST_IMAGE", "gen-test/busybox:1")

@@ -85,7 +85,7 @@ BAD = [
     ("[services.a]\nimage = '{image}'\ndepends_on = ['nope']\n", "services.a.depends_on[0]: unknown service 'nope'"),
     ("[services.a]\nimage = '{image}'\nvolumes = ['data:/data']\n", "named volume 'data' is not declared"),
     ("[services.a]\nimage = '{image}'\nports = ['8080:80']\n[services.b]\nimage = '{image}'\nports = ['8080:80']\n", "host port 8080/tcp is already published"),
-    ("[services.a]\nimage = 'gen-test/no-such-image:404'\n", "services.a.image: image 'gen-test/no-such-image:404' is not present"),
+    ("[services.a]\nimage = 'gen-test/no-such-image:404'\npull_policy = 'never'\n", "services.a.image: image 'gen-test/no-such-image:404' is not present"),
     ("[services.a\nimage = 1\n", "invalid TOML"),
     ("[services.a]\nimage = '{image}'\nenv = { PORT = 8080 }\n", "services.a.env.PORT: must be a string"),
     ("[services.a]\nimage = '{image}'\nstop_grace = 'soon'\n", "services.a.stop_grace"),

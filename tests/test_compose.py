@@ -20,7 +20,7 @@ TRIO = ROOT / "examples" / "trio"
 ENV = {"HOME": "/home/u", "TAG": "1.4", "EMPTY": "", "FROM_ENV": "shell"}
 
 
-def pin(ref: str, key: str) -> str:
+def pin(request) -> str:
     return "sha256:" + "0" * 64
 
 
@@ -173,7 +173,7 @@ VARIANTS = [
     ("deploy: {update_config: {order: stop-first}}", "update", "stop-first"),
     # depends_on: list and map
     ("depends_on: [db]", "depends_on", ["db"]),
-    ("depends_on: {db: {condition: service_healthy}}", "depends_on", ["db"]),
+    ("depends_on: {db: {condition: service_started}}", "depends_on", ["db"]),
     ("depends_on: {db: {condition: service_started, required: true, restart: false}}", "depends_on", ["db"]),
     ("depends_on: {db: }", "depends_on", ["db"]),
     # entrypoint / command: a string is split like a shell would, a list is kept
@@ -222,7 +222,7 @@ def test_variant_pairs_normalise_identically():
         ("environment: [A=1, B=true]", "environment: {A: 1, B: true}"),
         ('ports: ["127.0.0.1:8080:80/udp"]', "ports: [{target: 80, published: 8080, host_ip: 127.0.0.1, protocol: udp}]"),
         ('volumes: ["./x:/x:ro"]', "volumes: [{type: bind, source: ./x, target: /x, read_only: true}]"),
-        ("depends_on: [db]", "depends_on: {db: {condition: service_healthy}}"),
+        ("depends_on: [db]", "depends_on: {db: {condition: service_started}}"),
         ("entrypoint: sh -c 'exit 0'", "entrypoint: [sh, -c, exit 0]"),
         ("labels: [a=b]", "labels: {a: b}"),
         ("healthcheck: {disable: true}", "healthcheck: {test: [NONE]}"),
@@ -431,10 +431,10 @@ BAD = [
     ("deploy: {update_config: {parallelism: 2}}", "", "services.web.deploy.update_config.parallelism",
      "not supported"),
     # top level
-    ("", "nmae: x", "nmae", "unknown key (expected one of: configs, name, secrets, services, version, volumes)"),
-    ("", "networks: {front: {}}", "networks", "not supported yet"),
+    ("", "nmae: x", "nmae", "unknown key (expected one of: configs, name, networks, secrets, services, version, volumes)"),
+    ("", "networks: {front: {driver: overlay}}", "networks.front.driver", "needs a Swarm"),
     ("", "configs: {c: {content: x}}", "configs.c.content", "not supported: gen reads configs from files"),
-    ("", "include: [other.yaml]", "include", "not supported"),
+    ("", "include: [other.yaml]", "include[0].path", "cannot read compose file"),
     ("", "name: Shop", "name", "invalid name"),
     ("", "volumes: {data: {driver: local}}", "volumes.data.driver", "not supported"),
     ("", "volumes: {data: {external: false, name: x}}", "volumes.data.name", "not supported"),
@@ -444,16 +444,14 @@ BAD = [
     ("", "secrets: {key: {environment: KEY}}", "secrets.key.environment", "not supported: gen reads secrets from files"),
     ("", "secrets: {key: {external: true}}", "secrets.key.external", "not supported"),
     ("", "secrets: {key: {}}", "secrets.key.file", "missing required key"),
-    ("", "secrets: {key: {fiel: x}}", "secrets.key.fiel", "unknown key (expected one of: file)"),
+    ("", "secrets: {key: {fiel: x}}", "secrets.key.fiel", "unknown key (expected one of: file, name)"),
     # service keys
-    ("build: .", "", "services.web.build", "not supported: gen needs a pre-built image"),
-    ("container_name: web", "", "services.web.container_name", "gen names containers itself"),
-    ("networks: [front]", "", "services.web.networks", "not supported yet"),
-    ("network_mode: host", "", "services.web.network_mode", "not supported"),
-    ("privileged: true", "", "services.web.privileged", "not supported by gen"),
-    ("scale: 2", "", "services.web.scale", "use deploy.replicas"),
-    ("expose: [80]", "", "services.web.expose", "not supported"),
-    ("imgae: web", "", "services.web.imgae", "unknown key (expected one of: command, configs, depends_on, deploy"),
+    ("build: {context: ., ssh: [default]}", "", "services.web.build.ssh", "not supported"),
+    ("container_name: -web", "", "services.web.container_name", "is not a container name"),
+    ("networks: [front]", "", "services.web.networks[0]", "network 'front' is not declared"),
+    ("network_mode: bridge", "", "services.web.network_mode", "not supported"),
+    ("scale: 2\ndeploy: {replicas: 3}", "", "services.web.scale", "contradicts deploy.replicas"),
+    ("imgae: web", "", "services.web.imgae", "unknown key (expected one of: "),
     ("env: {A: b}", "", "services.web.env", "unknown key"),
     ("stop_grace: 1s", "", "services.web.stop_grace", "unknown key"),
     ("replicas: 2", "", "services.web.replicas", "unknown key"),
@@ -477,16 +475,16 @@ BAD = [
     ("env_file: 1", "", "services.web.env_file", "must be a list"),
     # ports
     ("ports: ['99999:80']", "", "services.web.ports[0]", "port 99999 is out of range"),
-    ("ports: ['80']", "", "services.web.ports[0]", "has no host port: gen publishes fixed host ports"),
-    ("ports: [80]", "", "services.web.ports[0]", "has no host port"),
-    ("ports: ['127.0.0.1::80']", "", "services.web.ports[0]", "has no host port"),
-    ("ports: ['[::1]::80']", "", "services.web.ports[0]", "has no host port"),
-    ("ports: ['8000-8001:80-81']", "", "services.web.ports[0]", "port range"),
-    ("ports: [{target: 80}]", "", "services.web.ports[0]", "has no host port"),
+    ("ports: ['8000-8005:80']", "", "services.web.ports[0]", "a host port range for one container port"),
+    ("ports: ['8000-8001:80-82']", "", "services.web.ports[0]", "differ in length"),
+    ("ports: ['::80']", "", "services.web.ports[0]", "invalid IP address"),
+    ("ports: ['8002-8000:80-78']", "", "services.web.ports[0]", "ends before it starts"),
+    ("ports: ['1-2000']", "", "services.web.ports[0]", "too large"),
+    ("ports: [{target: 80, published: 80, mode: swarm}]", "", "services.web.ports[0].mode", "must be host or ingress"),
     ("ports: [{published: 80}]", "", "services.web.ports[0].target", "missing required key"),
     ("ports: [{target: 80, published: 8000-8001}]", "", "services.web.ports[0].published", "port range"),
-    ("ports: [{target: 80, published: 80, mode: ingress}]", "", "services.web.ports[0].mode", "only mode: host"),
-    ("ports: [{target: 80, published: 80, name: web}]", "", "services.web.ports[0].name", "not supported"),
+    ("ports: [{target: 80, published: 80, app_protocl: http}]", "", "services.web.ports[0].app_protocl", "unknown key"),
+    ("ports: [{target: 80-81}]", "", "services.web.ports[0].target", "port range"),
     ("ports: [{target: 80, published: 80, host_ip: localhost}]", "", "services.web.ports[0].host_ip",
      "invalid IP address 'localhost'"),
     ("ports: [{target: 80, published: 80, protocol: sctp}]", "", "services.web.ports[0]", "invalid protocol 'sctp'"),
@@ -496,38 +494,38 @@ BAD = [
     ("ports: [[80]]", "", "services.web.ports[0]", "must be a string"),
     ("ports: ['80:80', '80:80']", "", "services.web.ports[1]", "already published by services.web.ports[0]"),
     # volumes
-    ("volumes: [/data]", "", "services.web.volumes[0]", "anonymous volume '/data' is not supported"),
+    ("volumes: [data]", "", "services.web.volumes[0]", "malformed volume"),
     ("volumes: ['dta:/data']", "", "services.web.volumes[0]", "named volume 'dta' is not declared"),
-    ("volumes: ['data:/data:z']", "", "services.web.volumes[0]", "invalid mode 'z'"),
+    ("volumes: ['data:/data:z']", "", "services.web.volumes[0]", "SELinux relabelling (z) is not supported"),
     ("volumes: ['~user/x:/x']", "", "services.web.volumes[0]", "not ~user"),
-    ("volumes: [{type: tmpfs, target: /tmp}]", "", "services.web.volumes[0].type", "'tmpfs' is not supported"),
+    ("volumes: [{type: npipe, source: x, target: /tmp}]", "", "services.web.volumes[0].type", "'npipe' is not supported"),
     ("volumes: [{source: data, target: /d}]", "", "services.web.volumes[0].type", "missing required key"),
-    ("volumes: [{type: volume, target: /d}]", "", "services.web.volumes[0]", "anonymous volume"),
+    ("volumes: [{type: volume, target: /d, volume: {subpath: x}}]", "", "services.web.volumes[0].volume.subpath",
+     "API 1.45"),
     ("volumes: [{type: volume, source: /srv, target: /d}]", "", "services.web.volumes[0].source",
-     "is not a volume name"),
+     "a host path is type bind"),
     ("volumes: [{type: bind, target: /d}]", "", "services.web.volumes[0].source", "missing required key"),
-    ("volumes: [{type: bind, source: /a, target: /d, bind: {propagation: rshared}}]", "",
-     "services.web.volumes[0].bind", "not supported"),
+    ("volumes: [{type: bind, source: /a, target: /d, bind: {selinux: z}}]", "",
+     "services.web.volumes[0].bind.selinux", "does not relabel"),
     ("volumes: [{type: bind, source: /a, target: /d, read_only: yes}]", "", "services.web.volumes[0].read_only",
      "must be true or false"),
-    ("volumes: [{type: bind, source: '/a:b', target: /d}]", "", "services.web.volumes[0].source", "':'"),
-    ("volumes: [{type: bind, source: /a, target: d}]", "", "services.web.volumes[0]", "must be an absolute path"),
+    ("volumes: [{type: tmpfs, source: x, target: /d}]", "", "services.web.volumes[0].source", "has no source"),
+    ("volumes: [{type: bind, source: /a, target: d}]", "", "services.web.volumes[0].target", "must be an absolute path"),
     ("volumes: [{type: bind, source: /a, target: 1}]", "", "services.web.volumes[0].target", "must be a string"),
     ("volumes: [1]", "", "services.web.volumes[0]", "must be a string"),
     # depends_on
     ("depends_on: [dbb]", "", "services.web.depends_on[0]", "unknown service 'dbb'"),
     ("depends_on: {dbb: {condition: service_started}}", "", "services.web.depends_on.dbb", "unknown service 'dbb'"),
-    ("depends_on: {db: {condition: service_completed_successfully}}", "", "services.web.depends_on.db.condition",
-     "not supported"),
-    ("depends_on: {db: {condition: sometime}}", "", "services.web.depends_on.db.condition", "must be service_started"),
-    ("depends_on: {db: {required: false}}", "", "services.web.depends_on.db.required", "only true"),
-    ("depends_on: {db: {restart: true}}", "", "services.web.depends_on.db.restart", "only false"),
+    ("depends_on: {db: {condition: service_healthy}}", "", "services.web.depends_on.db", "db has no healthcheck"),
+    ("depends_on: {db: {condition: sometime}}", "", "services.web.depends_on.db.condition", "must be started, healthy"),
+    ("depends_on: {db: {required: maybe}}", "", "services.web.depends_on.db.required", "must be true or false"),
+    ("depends_on: {db: {restart: 1}}", "", "services.web.depends_on.db.restart", "must be true or false"),
     ("depends_on: {db: {when: now}}", "", "services.web.depends_on.db.when", "unknown key"),
     ("depends_on: db", "", "services.web.depends_on", "must be a list of service names or a mapping"),
     ("depends_on: [web]", "", "services", "dependency cycle: web -> web"),
     # healthcheck
     ("healthcheck: {interval: 5s}", "", "services.web.healthcheck.test", "gen does not take the image's HEALTHCHECK"),
-    ("healthcheck: {test: [CMD, x], start_interval: 1s}", "", "services.web.healthcheck.start_interval", "not supported"),
+    ("healthcheck: {test: [CMD, x], start_interval: 0s}", "", "services.web.healthcheck.start_interval", "at least 1ms"),
     ("healthcheck: {test: [CMD, x], disable: true}", "", "services.web.healthcheck.disable", "cannot be combined"),
     ("healthcheck: {disable: yes}", "", "services.web.healthcheck.disable", "must be true or false"),
     ("healthcheck: {test: [CMD, x], interval: 10}", "", "services.web.healthcheck.interval", "must be a duration"),
@@ -538,8 +536,9 @@ BAD = [
     ("restart: sometimes", "", "services.web.restart", "invalid restart policy"),
     ("deploy: {replicas: 0}", "", "services.web.deploy.replicas", "out of range"),
     ("deploy: {replicas: 2}\nports: ['80:80']", "", "services.web.deploy.replicas", "cannot all publish"),
-    ("deploy: {resources: {limits: {cpus: '1'}}}", "", "services.web.deploy.resources", "not supported by gen"),
-    ("deploy: {replicaz: 1}", "", "services.web.deploy.replicaz", "unknown key (expected one of: replicas, update_config)"),
+    ("deploy: {resources: {reservations: {devices: [{capabilities: [gpu]}]}}}", "",
+     "services.web.deploy.resources.reservations.devices", "not supported: device requests (GPUs)"),
+    ("deploy: {replicaz: 1}", "", "services.web.deploy.replicaz", "unknown key (expected one of: replicas, resources, update_config)"),
     ("stop_grace_period: 10", "", "services.web.stop_grace_period", "must be a duration string"),
     ("stop_grace_period: 25h", "", "services.web.stop_grace_period", "too large"),
     ("labels: {gen.profile: x}", "", "services.web.labels.gen.profile", "reserved"),
@@ -597,12 +596,12 @@ def test_structure(text, subject):
 
 
 def test_x_keys_are_ignored_everywhere():
-    plain = compose("healthcheck: {test: [CMD, x]}\ndeploy: {replicas: 2}\ndepends_on: {db: {condition: service_healthy}}")
+    plain = compose("healthcheck: {test: [CMD, x]}\ndeploy: {replicas: 2}\ndepends_on: {db: {condition: service_started}}")
     extended = compose("""
         x-owner: team-a
         healthcheck: {test: [CMD, x], x-why: slow}
         deploy: {replicas: 2, x-mode: fancy}
-        depends_on: {db: {condition: service_healthy, x-note: 1}}
+        depends_on: {db: {condition: service_started, x-note: 1}}
     """, top="x-shared: &shared {anything: [1, 2]}\nx-more: ${UNSET:?not evaluated}\n")
     assert plain == extended
 
@@ -640,14 +639,19 @@ PLAUSIBLE = st.sampled_from([
     "web", "db", "data", "key", "web:1", "8080:80", "127.0.0.1:80:80/udp", "[::1]:1:2", "80", "data:/d:ro", "./x:/y",
     "/a:/b", "~/c:/c", "5s", "1m30s", "0.5ms", "CMD", "CMD-SHELL", "NONE", "on-failure:3", "no", "service_healthy",
     "service_completed_successfully", "A=1", "K", "$A", "${A:-x}", "${B:?no}", "$$", "$", "${", "", "\x00", "é\u2028x",
-    "volume", "bind", "host", "tcp", "x-y", "gen.x", "sh -c 'x'", "'",
+    "volume", "bind", "host", "tcp", "x-y", "gen.x", "sh -c 'x'", "'", "3000", "8000-8001:80-81", "/data",
+    "service:db", "container:x", "none", "front", "172.20.0.0/24", "tmpfs", "rshared", "ingress", "if_not_present",
+    "daily", "other.yaml", ".", "debug", "*",
 ])
 KEYS = st.sampled_from([
     "name", "services", "volumes", "secrets", "version", "networks", "image", "command", "entrypoint", "environment",
     "env_file", "ports", "depends_on", "healthcheck", "restart", "deploy", "replicas", "labels", "stop_grace_period",
     "user", "working_dir", "build", "target", "published", "host_ip", "protocol", "mode", "type", "source",
     "read_only", "condition", "test", "interval", "timeout", "retries", "start_period", "disable", "file", "path",
-    "required", "web", "db", "data", "key", "x-ext", "<<",
+    "required", "web", "db", "data", "key", "x-ext", "<<", "include", "extends", "service", "project_directory",
+    "container_name", "network_mode", "pull_policy", "profiles", "context", "dockerfile", "args", "aliases",
+    "ipv4_address", "ipam", "config", "subnet", "external", "driver", "bind", "volume", "tmpfs", "create_host_path",
+    "propagation", "nocopy", "size", "start_interval", "scale", "front",
 ]) | st.text(max_size=8)
 SCALARS = (PLAUSIBLE | st.text(max_size=20) | st.booleans() | st.none() | st.floats()
            | st.integers(min_value=-2**70, max_value=2**70) | st.integers(min_value=-5, max_value=70000))
@@ -656,12 +660,15 @@ VALUES = st.recursive(SCALARS, lambda inner: st.lists(inner, max_size=4) | st.di
 SERVICE = st.fixed_dictionaries({"image": st.just("web:1") | SCALARS}, optional={
     key: VALUES | st.lists(PLAUSIBLE | VALUES, max_size=3)
     for key in ["command", "entrypoint", "environment", "env_file", "ports", "volumes", "depends_on", "healthcheck",
-                "restart", "deploy", "labels", "stop_grace_period", "user", "working_dir", "secrets", "x-ext"]})
+                "restart", "deploy", "labels", "stop_grace_period", "user", "working_dir", "secrets", "x-ext",
+                "build", "container_name", "networks", "network_mode", "pull_policy", "profiles", "extends", "scale"]})
 DOCUMENTS = st.fixed_dictionaries({}, optional={
     "name": PLAUSIBLE | SCALARS,
     "services": st.dictionaries(st.sampled_from(["web", "db", "api"]) | KEYS, SERVICE, max_size=3),
     "volumes": st.dictionaries(PLAUSIBLE | KEYS, st.none() | VALUES, max_size=2),
     "secrets": st.dictionaries(PLAUSIBLE | KEYS, st.fixed_dictionaries({"file": PLAUSIBLE}) | VALUES, max_size=2),
+    "networks": st.dictionaries(PLAUSIBLE | KEYS, st.none() | VALUES, max_size=2),
+    "include": st.lists(PLAUSIBLE | VALUES, max_size=2),
 }) | st.dictionaries(KEYS, VALUES, max_size=4)
 
 
@@ -685,7 +692,8 @@ def test_fuzz_generated_documents(doc, flow):
 
 
 SERVICE_KEYS = ["image", "command", "entrypoint", "environment", "env_file", "ports", "volumes", "depends_on",
-                "healthcheck", "restart", "deploy", "labels", "stop_grace_period", "user", "working_dir", "secrets"]
+                "healthcheck", "restart", "deploy", "labels", "stop_grace_period", "user", "working_dir", "secrets",
+                "build", "container_name", "networks", "network_mode", "pull_policy", "profiles", "extends", "scale"]
 
 
 @FAST

@@ -93,8 +93,10 @@ def test_objects_written_today_read_back_unchanged_and_services_carry_no_format_
 
 
 @pytest.mark.parametrize("kind", ["manifest", "service"])
-@pytest.mark.parametrize("found", [3, "1", None, True])
+@pytest.mark.parametrize("found", ["newer", "1", None, True])
 def test_unknown_formats_are_refused_naming_the_object(tmp_path, kind, found):
+    if found == "newer":
+        found = formats.KNOWN[kind][-1] + 1
     store = Store(tmp_path / "store")
     h = store.put({**old_service("a"), **({"format": found} if kind == "service" else {})})
     m = store.put(old_manifest("p", {"a": h}, **({"format": found} if kind == "manifest" else {})))
@@ -161,7 +163,8 @@ def test_a_record_whose_number_disagrees_with_its_file_name_is_refused(tmp_path)
 
 def test_known_formats_cover_every_kind():
     assert set(formats.KNOWN) == {"manifest", "service", "source", "secret", "config", "generation record", "journal"}
-    assert all(versions == ((1, 2) if kind == "service" else (1,)) for kind, versions in formats.KNOWN.items())
+    newest = {"service": 3, "manifest": 2}
+    assert all(versions == tuple(range(1, newest.get(kind, 1) + 1)) for kind, versions in formats.KNOWN.items())
     assert formats.source({"kind": "source", "text": "x"}, "object s")["path"] is None
 
 
@@ -280,19 +283,19 @@ def test_unknown_formats_are_refused_before_any_engine_call(deployment):
     store = Store(d.state / "store")
     image_id = d.docker.images.get(d.image).id
     newer = store.put(old_manifest(d.profile, {"first": store.put(old_service("first", d.image, image_id))},
-                                   format=2, placement={"hosts": 3}))
+                                   format=3, placement={"hosts": 3}))
     write_record(Profile(d.state, d.profile), 1, newer, 1)
     ok(d.gen("switch", d.spec(sleeper("app"))))                        # generation 2
     ids = {c.id for c in d.containers()}
 
     r = d.gen("rollback", "-p", d.profile)
     assert r.code == 1 and "Traceback" not in r.err
-    assert r.err.strip() == (f"error: object {newer}: manifest has format 2, but this gen reads format 1 only "
+    assert r.err.strip() == (f"error: object {newer}: manifest has format 3, but this gen reads format 1, 2 only "
                              "(written by a newer gen?); nothing was changed")
     assert {c.id for c in d.containers()} == ids and all(c.status == "running" for c in d.containers())
     assert Profile(d.state, d.profile).current_number() == 2 and Profile(d.state, d.profile).journal() is None
     r = d.gen("show", "-p", d.profile, "1")
-    assert r.code == 1 and f"object {newer}: manifest has format 2" in r.err
+    assert r.code == 1 and f"object {newer}: manifest has format 3" in r.err
 
 
 def test_journals_of_the_previous_format_recover_and_unknown_ones_are_refused(deployment):
@@ -313,3 +316,84 @@ def test_journals_of_the_previous_format_recover_and_unknown_ones_are_refused(de
         assert r.code == 3 and "Traceback" not in r.err and len(r.err.strip().splitlines()) == 1, (args, r)
         assert f"error: {journal}: journal has format 7" in r.err and "remove the file" in r.err
     assert journal.exists() and {c.id for c in d.containers()} == ids
+
+
+# -- format 3 service objects and format 2 manifests (issue 12) ----------------------------------------
+def service_3(**extra) -> dict:
+    return {**pinned_service(secrets=[], configs=[]), "format": 3, **extra}
+
+
+FORMAT_3 = {
+    "options": {"cap_add": ["NET_ADMIN"], "ulimits": {"nofile": [1024, 2048]}, "logging": {"driver": "local"},
+                "mem_limit": 1 << 30, "oom_score_adj": -500},
+    "container_name": "db", "networks": {"back": {"aliases": ["pg"]}}, "network_mode": "service:vpn",
+    "conditions": {"db": "healthy", "migrate": "completed"}, "job": True, "image_digest": "r/a@sha256:" + "0" * 64,
+    "volumes": [{"type": "volume", "source": "", "target": "/data", "read_only": False, "nocopy": True},
+                {"type": "tmpfs", "source": "", "target": "/run", "read_only": False, "tmpfs_size": 1 << 20}],
+    "healthcheck": {"test": ["CMD", "true"], "interval_ms": 1000, "timeout_ms": 1000, "retries": 3,
+                    "start_period_ms": 0, "start_interval_ms": 100},
+}
+
+
+def test_format_3_service_objects_are_read_as_written():
+    obj = service_3(**FORMAT_3)
+    assert formats.service_object(obj, "object x") == obj
+
+
+@pytest.mark.parametrize("damage", [
+    {"placement": {"hosts": 3}},                                       # a key a newer gen added
+    {"options": {"gpus": "all"}},                                      # an option this gen does not know
+    {"options": {"cap_add": "NET_ADMIN"}},
+    {"networks": {"back": {"priority": 5}}},
+    {"conditions": {"db": "started"}},                                  # the default is never written
+    {"job": False},
+    {"volumes": [{"type": "npipe", "source": "", "target": "/x", "read_only": False}]},
+    {"volumes": [{"type": "bind", "source": "/x", "target": "/x", "read_only": False, "bind": {}}]},
+    {"healthcheck": {**FORMAT_3["healthcheck"], "start_interval_ms": "1s"}},
+], ids=lambda d: next(iter(d)))
+def test_format_3_keys_are_checked_and_unknown_ones_refused(damage):
+    with pytest.raises(CorruptState, match="service object has"):
+        formats.service_object(service_3(**damage), "object x")
+
+
+def test_manifest_format_2_holds_the_declared_networks_and_nothing_unknown():
+    manifest = {**old_manifest("p", {}), "format": 2,
+                "networks": {"default": {}, "back": {"internal": True, "ipam": {"config": [{"subnet": "10.9.0.0/24"}]}},
+                             "proxy": {"external": True, "name": "proxy"}}}
+    assert formats.manifest(manifest, "object m") == manifest
+    for damage in ({"placement": {}}, {"networks": {"back": {"driver_options": {}}}}):
+        with pytest.raises(CorruptState):
+            formats.manifest({**manifest, **damage}, "object m")
+
+
+TOML = 'name = "p"\n[services.app]\nimage = "img"\n'
+
+
+@pytest.mark.parametrize("extra, service_format, manifest_format", [
+    ("", None, 1),                                                    # nothing new: the hash of before
+    ('networks = ["default"]', None, 1),                              # the default written out is the default
+    ('container_name = "app"', 3, 1),
+    ('volumes = ["/data"]', 3, 1),                                     # an anonymous volume
+    ('[services.app.healthcheck]\ntest = ["CMD", "true"]\nstart_interval = "100ms"', 3, 1),
+    ('networks = ["back"]\n[networks.back]', 3, 2),
+    ('network_mode = "host"', 3, 1),
+], ids=["plain", "default-network", "container_name", "anonymous", "start_interval", "network", "host"])
+def test_compile_writes_the_lowest_format_that_holds_an_object(tmp_path, extra, service_format, manifest_format):
+    from gen.spec import parse_spec
+    compiled = compile_spec(parse_spec(TOML + extra), "p", lambda req: IMAGE_ID)
+    (_, obj), = compiled.services.values()
+    assert obj.get("format") == service_format and compiled.manifest["format"] == manifest_format
+    assert formats.service_object(obj, "o") == obj and formats.manifest(compiled.manifest, "m") == compiled.manifest
+    if manifest_format == 1:
+        assert compiled.manifest["networks"] == {"default": {}}
+
+
+def test_a_spec_using_nothing_new_keeps_its_hashes():
+    """The hashes of a plain spec, as the gen before format 3 wrote them: upgrading replaces nothing."""
+    from gen.spec import parse_spec
+    compiled = compile_spec(parse_spec(TOML), "p", lambda req: IMAGE_ID)
+    (h, obj), = compiled.services.values()
+    assert set(obj) == {"kind", "name", "image", "image_id", "command", "entrypoint", "env", "ports", "volumes",
+                        "depends_on", "replicas", "update", "stop_grace_ms", "restart", "healthcheck", "secrets",
+                        "labels", "user", "working_dir"}
+    assert set(compiled.manifest) == {"kind", "format", "profile", "services", "volumes", "networks"}

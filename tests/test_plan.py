@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import pytest
 
+from gen.model.containers import Claim, naming_keys
 from gen.model.naming import container_name
 from gen.model.plan import Observed, plan
 
@@ -26,7 +27,9 @@ def desired(*objs):
 def running(services, name, *, state="running", replica=None, ports=(), cid=None, image=None):
     h, obj = services[name]
     replica = replica or 1
-    return Observed(id=cid or f"id-{name}-{replica}", name=container_name(P, name, h, replica, obj["replicas"]),
+    peer = obj.get("network_mode", ":").partition(":")[2]
+    key = naming_keys(services)[peer] if peer in services else ""
+    return Observed(id=cid or f"id-{name}-{replica}", name=container_name(P, name, h, replica, obj["replicas"], key),
                     service=name, hash=h, replica=replica, state=state, image_id=image or obj["image_id"],
                     host_ports=frozenset(("127.0.0.1", p, "tcp") for p in ports))
 
@@ -174,3 +177,115 @@ def test_a_leftover_that_may_still_start_is_stopped_before_anything_new_starts(u
     services = desired(svc("front", update=update, ports=[8080]))
     p = plan(P, services, [old("front", h="new-from-killed-switch", state=state)], {})
     assert ("old-front" in p.step("front").quiesce) == stopped_first
+
+
+# -- jobs (issue 12): run to completion, once per definition ------------------------------------------
+def job(name, **kw):
+    return {**svc(name, **kw), "job": True}
+
+
+JOB = desired(job("migrate"), svc("web", depends_on=["migrate"]))
+
+
+@pytest.mark.parametrize("state, exit_code, expected", [
+    ("exited", 0, ("keep", "completed")),
+    ("exited", 3, ("repair", "job exited with code 3: it runs again")),
+    ("running", None, ("repair", "job still running: waited for")),
+    ("created", None, ("repair", "1 container(s) not running")),
+])
+def test_a_job_of_the_same_definition_runs_again_only_when_it_did_not_complete(state, exit_code, expected):
+    c = Observed(**{**running(JOB, "migrate", state=state).__dict__, "exit_code": exit_code})
+    p = plan(P, JOB, [c, running(JOB, "web")])
+    assert (p.step("migrate").action, p.step("migrate").reason) == expected
+    assert p.step("migrate").start == (() if expected[0] == "keep" else (c.id,))
+    assert p.step("migrate").remove_after == (), "its own container is never removed"
+    assert p.step("web").action == "keep"
+
+
+def test_a_changed_job_runs_anew_and_its_old_container_is_removed_after_the_commit_never_stopped():
+    old_job = Observed(**{**old("migrate").__dict__, "state": "exited", "exit_code": 0})
+    step = plan(P, desired(job("migrate", update="stop-first")), [old_job]).step("migrate")
+    assert step.action == "replace" and len(step.create) == 1
+    assert step.stop_before == () and step.quiesce == () and step.remove_after == ("old-migrate",)
+
+
+def test_a_completed_job_is_no_drift_and_keeps_a_switch_a_noop():
+    done = Observed(**{**running(JOB, "migrate", state="exited").__dict__, "exit_code": 0})
+    assert plan(P, JOB, [done, running(JOB, "web")]).is_noop
+
+
+# -- container_name: one name, old and new never side by side ----------------------------------------
+def named(name="db", cn="shop-db", **kw):
+    return {**svc(name, **kw), "container_name": cn}
+
+
+NAMED = desired(named())
+
+
+def test_a_first_named_container_is_created_under_its_name():
+    step = plan(P, NAMED, []).step("db")
+    assert [c.name for c in step.create] == ["shop-db"] and step.claims == ()
+
+
+def test_a_named_service_is_replaced_stop_first_with_the_old_renamed_aside():
+    holder = Observed(**{**old("db").__dict__, "name": "shop-db"})
+    step = plan(P, NAMED, [holder]).step("db")
+    (new,) = step.create
+    assert new.name == container_name(P, "db", NAMED["db"][0], 1, 1), "created under its own name first"
+    assert step.claims == (Claim("shop-db", new.name, new.name, "old-db"),)
+    assert step.strategy == "stop-first" and step.stop_before == ("old-db",)
+    assert "cannot both be named shop-db" in step.reason
+
+
+def test_a_running_named_container_holding_its_name_is_kept():
+    h = NAMED["db"][0]
+    mine = Observed(id="mine", name="shop-db", service="db", hash=h, replica=1, state="running", image_id="sha256:a")
+    assert plan(P, NAMED, [mine]).is_noop
+
+
+@pytest.mark.parametrize("name, holder", [("own", False), ("shop-db-gen-old-abc", True), ("own", True)],
+                         ids=["own-name", "aside-while-old-holds-it", "own-name-while-old-holds-it"])
+def test_a_named_container_under_another_name_takes_its_name_back(name, holder):
+    """Whatever rename state a kill left, the current generation's container ends holding the name."""
+    h = NAMED["db"][0]
+    mine = Observed(id="mine", name=container_name(P, "db", h, 1, 1) if name == "own" else name, service="db",
+                    hash=h, replica=1, state="exited", image_id="sha256:a")
+    observed = [mine] + ([Observed(**{**old("db").__dict__, "name": "shop-db"})] if holder else [])
+    step = plan(P, NAMED, observed).step("db")
+    assert step.action == ("replace" if holder else "repair") and "must hold its name shop-db" in step.reason
+    assert step.create == () and step.start == ("mine",)
+    assert step.claims == (Claim("shop-db", "mine", mine.name, "old-db" if holder else ""),)
+    assert step.stop_before == (("old-db",) if holder else ())
+
+
+# -- network_mode service:NAME: joined by id, so recreated with NAME ---------------------------------------
+def sharing(name="vpnapp", peer="vpn", **kw):
+    return {**svc(name, depends_on=[peer], **kw), "network_mode": f"service:{peer}"}
+
+
+def test_a_service_sharing_a_network_stack_is_replaced_when_its_peer_changes():
+    before = desired(svc("vpn"), sharing())
+    after = desired(svc("vpn", env={"V": "2"}), sharing())
+    assert after["vpnapp"][0] == before["vpnapp"][0], "its own definition did not change"
+    p = plan(P, after, [running(before, "vpn"), Observed(id="app1", name=plan(P, before, []).step("vpnapp").create[0].name,
+                                                         service="vpnapp", hash=before["vpnapp"][0], replica=1,
+                                                         state="running", image_id="sha256:a")])
+    assert p.step("vpn").action == "replace"
+    step = p.step("vpnapp")
+    assert step.action == "replace" and step.reason.startswith("shares the network stack of vpn")
+    assert step.create[0].name != plan(P, before, []).step("vpnapp").create[0].name
+    assert step.remove_after == ("app1",)
+    assert p.levels == (("vpn",), ("vpnapp",))
+
+
+def test_a_sharing_service_restarts_after_its_peer_restarts():
+    services = desired(svc("vpn"), sharing())
+    p = plan(P, services, [running(services, "vpn", state="exited"), running(services, "vpnapp")])
+    step = p.step("vpnapp")
+    assert step.start == ("id-vpnapp-1",) and step.stop_before == ("id-vpnapp-1",)
+    assert "which restarts" in step.reason
+
+
+def test_a_sharing_service_is_unchanged_when_its_peer_is():
+    services = desired(svc("vpn"), sharing())
+    assert plan(P, services, [running(services, "vpn"), running(services, "vpnapp")]).is_noop

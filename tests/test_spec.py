@@ -256,7 +256,7 @@ BAD = [
     ('a = = 1', "<string>", "invalid TOML"),
     ('a = ' + '[' * 5000, "<string>", "invalid TOML"),
     ('a = ' + '9' * 5000, "<string>", "invalid TOML"),
-    ('nmae = "x"', "nmae", "unknown key (expected one of: configs, name, secrets, services, volumes)"),
+    ('nmae = "x"', "nmae", "unknown key (expected one of: configs, name, networks, secrets, services, volumes)"),
     ('name = 1', "name", "must be a string"),
     ('name = "Shop"', "name", "invalid name"),
     ('name = "' + 'a' * 64 + '"', "name", "at most 63 characters"),
@@ -271,7 +271,7 @@ BAD = [
     ('volumes = { data = 1 }', "volumes.data", "must be a table"),
     ('[volumes.data]\ndriver = "local"', "volumes.data.driver", "unknown key"),
     # keys and types
-    (svc('imgae = "x"'), "services.web.imgae", "unknown key (expected one of: command, configs, depends_on"),
+    (svc('imgae = "x"'), "services.web.imgae", "unknown key (did you mean image?)"),
     ('[services.web]\ncommand = ["x"]', "services.web.image", "missing required key"),
     (svc(image='1'), "services.web.image", "must be a string"),
     (svc(image='""'), "services.web.image", "must not be empty"),
@@ -299,7 +299,7 @@ BAD = [
     (svc('ports = ["99999:80"]'), "services.web.ports[0]", "port 99999 is out of range"),
     (svc('ports = ["80:0"]'), "services.web.ports[0]", "port 0 is out of range"),
     (svc('ports = ["80:' + '9' * 4000 + '"]'), "services.web.ports[0]", "is out of range"),
-    (svc('ports = ["80"]'), "services.web.ports[0]", "malformed port '80'"),
+    (svc('ports = ["80:"]'), "services.web.ports[0]", "malformed port '80:'"),
     (svc('ports = ["http:80"]'), "services.web.ports[0]", "malformed port"),
     (svc('ports = ["80:80/sctp"]'), "services.web.ports[0]", "invalid protocol 'sctp'"),
     (svc('ports = ["localhost:80:80"]'), "services.web.ports[0]", "invalid IP address 'localhost'"),
@@ -316,8 +316,8 @@ BAD = [
     (svc('volumes = ["dta:/data"]'), "services.web.volumes[0]", "named volume 'dta' is not declared in [volumes]"),
     (svc('volumes = ["./data:/data"]'), "services.web.volumes[0]", "must be an absolute path"),
     (svc('volumes = ["data:data"]'), "services.web.volumes[0]", "target 'data' must be an absolute path"),
-    (svc('volumes = ["data:/data:rx"]'), "services.web.volumes[0]", "invalid mode 'rx'"),
-    (svc('volumes = ["/data"]'), "services.web.volumes[0]", "malformed volume"),
+    (svc('volumes = ["data:/data:rx"]'), "services.web.volumes[0]", "invalid option 'rx' for a volume"),
+    (svc('volumes = ["data"]'), "services.web.volumes[0]", "malformed volume"),
     (svc('volumes = ["data:/"]'), "services.web.volumes[0]", "cannot mount over"),
     (svc('volumes = ["data:/d", "/srv:/d/"]'), "services.web.volumes[1]",
      "target /d is already mounted by services.web.volumes[0]"),
@@ -325,7 +325,7 @@ BAD = [
     # depends_on
     (svc('depends_on = ["dbb"]'), "services.web.depends_on[0]", "unknown service 'dbb'"),
     (svc('depends_on = ["db", "db"]'), "services.web.depends_on[1]", "duplicate dependency 'db'"),
-    (svc('depends_on = "db"'), "services.web.depends_on", "must be a list of strings"),
+    (svc('depends_on = "db"'), "services.web.depends_on", "must be a list of service names or a table"),
     (svc('depends_on = ["web"]'), "services", "dependency cycle: web -> web"),
     ('[services.c]\nimage="x"\ndepends_on=["a"]\n[services.b]\nimage="x"\ndepends_on=["c"]\n'
      '[services.a]\nimage="x"\ndepends_on=["b"]\n[services.z]\nimage="x"\ndepends_on=["a"]',
@@ -507,10 +507,16 @@ def toml_document(doc: dict) -> str:
 PLAUSIBLE = st.sampled_from([
     "web", "db", "data", "web:1", "8080:80", "127.0.0.1:80:80/udp", "[::1]:1:2", "data:/d:ro", "/a:/b",
     "5s", "1m30s", "0.5ms", "CMD", "CMD-SHELL", "NONE", "on-failure:3", "stop-first", "", "\x00", "é\u2028x",
+    "3000", "8000-8001:80-81", "/data", "host", "none", "service:db", "container:x", "healthy", "completed",
+    "started", "front", "172.20.0.0/24", "172.20.0.2", "bridge", "volume", "bind", "tmpfs", "rshared", "64m", ".",
 ])
 KEYS = st.sampled_from(["name", "services", "volumes", "secrets", "file", "image", "command", "entrypoint", "env", "ports",
                         "volumes", "depends_on", "replicas", "update", "stop_grace", "restart", "healthcheck",
-                        "labels", "user", "working_dir", "test", "interval", "timeout", "retries", "start_period", "web", "db", "data"]) | st.text(max_size=8)
+                        "labels", "user", "working_dir", "test", "interval", "timeout", "retries", "start_period", "web", "db", "data",
+                        "networks", "build", "pull_policy", "container_name", "network_mode", "job", "profiles",
+                        "context", "dockerfile", "args", "target", "aliases", "ipv4_address", "ipam", "config",
+                        "subnet", "external", "condition", "required", "type", "source", "tmpfs_size",
+                        "propagation", "create_host_path", "front", "start_interval"]) | st.text(max_size=8)
 SCALARS = (PLAUSIBLE | st.text(max_size=20) | st.booleans() | st.floats()
            | st.integers(min_value=-2**70, max_value=2**70) | st.integers(min_value=-5, max_value=70000))
 VALUES = st.recursive(SCALARS, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(KEYS, inner, max_size=4),
@@ -518,12 +524,14 @@ VALUES = st.recursive(SCALARS, lambda inner: st.lists(inner, max_size=4) | st.di
 SERVICE = st.fixed_dictionaries({"image": st.just("web:1") | SCALARS}, optional={
     key: VALUES for key in ["command", "env", "ports", "volumes", "depends_on", "replicas", "update",
                             "stop_grace", "restart", "healthcheck", "secrets", "labels", "user",
-                            "working_dir"]})
+                            "working_dir", "build", "pull_policy", "container_name", "networks", "network_mode",
+                            "job", "profiles"]})
 DOCUMENTS = st.fixed_dictionaries({}, optional={
     "name": PLAUSIBLE | SCALARS,
     "services": st.dictionaries(st.sampled_from(["web", "db", "api"]) | KEYS, SERVICE, max_size=3),
     "volumes": st.dictionaries(PLAUSIBLE | KEYS, st.just({}) | VALUES, max_size=2),
     "secrets": st.dictionaries(PLAUSIBLE | KEYS, st.fixed_dictionaries({"file": PLAUSIBLE}) | VALUES, max_size=2),
+    "networks": st.dictionaries(PLAUSIBLE | KEYS, st.just({}) | VALUES, max_size=2),
 }) | st.dictionaries(KEYS, VALUES, max_size=4)
 
 
@@ -539,7 +547,8 @@ def assert_only_spec_errors(text: str) -> None:
 
 
 SERVICE_KEYS = ["image", "command", "entrypoint", "env", "ports", "volumes", "depends_on", "replicas",
-                "update", "stop_grace", "restart", "healthcheck", "secrets", "labels", "user", "working_dir"]
+                "update", "stop_grace", "restart", "healthcheck", "secrets", "labels", "user", "working_dir",
+                "build", "pull_policy", "container_name", "networks", "network_mode", "job", "profiles"]
 FAST = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 

@@ -11,9 +11,10 @@ import pytest
 from gen.deploy.activation import Activation
 from gen.deploy.commit import Commit
 from gen.deploy.options import Options
+from gen.engine.base import Wiring
 from gen.engine.memory import MemoryEngine
 from gen.errors import ActivationFailed, GenError, Interrupted, ProfileError
-from gen.model.compile import compile_spec
+from gen.model.compile import ResolvedImage, compile_spec
 from gen.model.naming import network_name, volume_name
 from gen.model.plan import plan
 from gen.spec import parse_spec
@@ -204,7 +205,8 @@ def occupy_name(engine):
     """A container of another profile already holds the name web's new container needs."""
     target = compile_spec(parse_spec(PAIR_2), P, lambda req: IMAGES[req.ref])
     [step] = [s for s in plan(P, target.services, engine.observe(P)).steps if s.service == "web"]
-    engine.create("other", "web", target.services["web"][1], "h", "m", 1, step.create[0].name, network_name(P), {})
+    engine.create("other", "web", target.services["web"][1], "h", "m", 1, step.create[0].name,
+                  Wiring(networks={network_name(P): ["web"]}))
 
 
 @pytest.mark.parametrize("break_it, message", [
@@ -226,7 +228,7 @@ def stranger_on_port_9090(engine):
     """Another profile's running container publishes 0.0.0.0:9090, which web's new version wants."""
     obj = dict(next(iter(engine.containers.values())).obj,
                ports=[{"host_ip": "", "host_port": 9090, "container_port": 80, "protocol": "tcp"}])
-    engine.start(engine.create("other", "x", obj, "h", "m", 1, "other-x", network_name(P), {}))
+    engine.start(engine.create("other", "x", obj, "h", "m", 1, "other-x", Wiring(networks={network_name(P): ["x"]})))
 
 
 @pytest.mark.parametrize("break_it", [
@@ -570,3 +572,72 @@ def test_a_restored_failure_removes_the_journal(engine, bad_exits, deployer):
         deploy(deployer, WEB_BAD)
     assert (failed.value.restored, failed.value.exit_code) == (True, 2)
     assert prof.journal() is None and prof.current_number() == 1
+
+
+# -- issue 12: images pulled by digest, depends_on conditions --------------------------------------------
+def switch_pinned(engine: MemoryEngine, text: str, digests: dict[str, str]) -> None:
+    """switch(), with the image digests a registry gave at build time pinned in the objects."""
+    target = compile_spec(parse_spec(text), P, lambda req: ResolvedImage(IMAGES[req.ref], digests.get(req.ref)))
+    observed = engine.observe(P)
+    Activation(engine, target, plan(P, target.services, observed, {}), FAST).run(lambda: None)
+
+
+def forget(engine: MemoryEngine, ref: str) -> None:
+    """The image is gone from the engine (pruned, another host, an import)."""
+    engine.images.discard(IMAGES[ref])
+    engine.tags.pop(ref)
+
+
+def test_a_missing_image_is_pulled_by_its_pinned_digest_before_anything_is_touched(engine):
+    digest = engine.publish("registry.local/app:2", IMAGES["app:2"])
+    switch(engine, spec(svc("web", update="stop-first")))
+    [(old, *_)] = view(engine).values()
+    forget(engine, "app:2")
+    engine.publish("registry.local/app:2", IMAGES["app:1"])      # the tag moved since: only the digest is right
+    switch_pinned(engine, spec(svc("web", "app:2", update="stop-first")), {"app:2": digest})
+    [(_, image, state, _)] = view(engine).values()
+    assert (image, state) == (IMAGES["app:2"], "running")
+    assert [args[0] for verb, args in engine.calls if verb == "pull"] == [digest], "by digest, never by tag"
+    assert index(engine, "pull", digest) < index(engine, "stop", old)
+
+
+@pytest.mark.parametrize("digest, registry_error, message", [
+    (True, "connection refused", "cannot pull registry.local/app@sha256:.*: connection refused"),
+    (False, None, "is not present on the engine"),
+], ids=["registry-down", "no-digest"])
+def test_an_image_that_cannot_be_had_fails_the_switch_untouched(engine, digest, registry_error, message):
+    pinned = engine.publish("registry.local/app:2", IMAGES["app:2"])
+    switch(engine, spec(svc("web", update="stop-first")))
+    before, mark = view(engine), len(engine.calls)
+    forget(engine, "app:2")
+    engine.registry_error = registry_error
+    with pytest.raises(ActivationFailed, match=message) as failed:
+        switch_pinned(engine, spec(svc("web", "app:2", update="stop-first")), {"app:2": pinned} if digest else {})
+    assert failed.value.restored and view(engine) == before
+    assert calls_since(engine, mark, "create", "stop", "start") == []
+
+
+def conditioned(condition: str | None) -> str:
+    web = svc("web", deps=["db"])
+    if condition:
+        web = web.replace('depends_on = ["db"]', f'depends_on = {{ db = "{condition}" }}')
+    return spec(svc("db", health=True), web)
+
+
+@pytest.mark.parametrize("condition, waits_for_healthy", [(None, False), ("started", False), ("healthy", True)])
+def test_a_dependent_starts_once_its_dependency_runs_or_is_healthy_as_it_asks(engine, condition, waits_for_healthy):
+    """Compose's meaning: a plain dependency only has to run; "healthy" waits for its healthcheck. Either
+    way the switch commits only once db is healthy."""
+    engine.script("db", health="starting", probe=0)          # healthy only for gen's own probe
+    commits = switch(engine, conditioned(condition))
+    db, web = view(engine)["db"][0], view(engine)["web"][0]
+    probed = index(engine, "probe_start", db)
+    assert (probed < index(engine, "start", web)) is waits_for_healthy
+    assert commits and probed < len(engine.calls), "db was confirmed healthy before the commit either way"
+
+
+def test_a_dependency_that_never_becomes_healthy_fails_the_switch_even_if_nobody_waited_for_it(engine):
+    engine.script("db", health="unhealthy")
+    with pytest.raises(ActivationFailed, match="service db") as failed:
+        switch(engine, conditioned(None))
+    assert failed.value.service == "db" and engine.observe(P) == []

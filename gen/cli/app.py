@@ -16,6 +16,8 @@ from typing import Optional
 import typer
 
 from gen.api import GenError, StoreError
+from gen.cli.options import (ComposeProfileOpt, DryRunOpt, JsonOpt, LockTimeoutOpt, ProfileOpt, Pull, PullOpt, QuietOpt,
+                             RebuildOpt, StableForOpt, StateDirOpt, TimeoutOpt)
 
 EXAMPLES = """Examples:
 
@@ -35,26 +37,16 @@ app = typer.Typer(add_completion=True, no_args_is_help=True, pretty_exceptions_e
                   help="Nix-style immutable generations for Docker: build, switch, rollback, diff, show, log.",
                   epilog=EXAMPLES)
 
-ProfileOpt = typer.Option(None, "-p", "--profile", help="Profile name (default: the spec's `name`, or the only profile).")
-StateDirOpt = typer.Option(None, "--state-dir", envvar="GEN_STATE_DIR",
-                           help="State directory (default: $XDG_STATE_HOME/gen).")
-TimeoutOpt = typer.Option(60.0, "--timeout", help="Seconds the new generation may take to become healthy.")
-LockTimeoutOpt = typer.Option(30.0, "--lock-timeout", help="Seconds to wait for another activation of the profile.")
-QuietOpt = typer.Option(False, "--quiet", "-q", help="No progress output; print only the result.")
-JsonOpt = typer.Option(False, "--json", help="Machine-readable output (stable keys) on stdout.")
-DryRunOpt = typer.Option(False, "--dry-run", help="Print the plan; change nothing.")
-StableForOpt = typer.Option(1.0, "--stable-for", min=0.0,
-                            help="Seconds a container without a healthcheck must run without exiting or restarting "
-                                 "to count as healthy.")
-
 
 def _gen(state_dir: Optional[Path], timeout: float = 60.0, lock_timeout: float = 30.0, quiet: bool = True,
-         reporter=None, stable_for: float = 1.0):
+         reporter=None, stable_for: float = 1.0, pull: Optional[Pull] = None, rebuild: bool = False,
+         compose_profiles: list[str] | None = None):
     from gen.api import Gen, Options
     from gen.cli.progress import Quiet
     reporter = reporter or Quiet()
     return Gen(state_dir, options=Options(timeout_s=timeout, stability_s=stable_for), lock_timeout=lock_timeout,
-               progress=reporter.progress, on_plan=reporter.on_plan)
+               progress=reporter.progress, on_plan=reporter.on_plan, pull=Pull(pull).value if pull else None,
+               rebuild=rebuild, compose_profiles=compose_profiles or ())
 
 
 def _reporter(quiet: bool):
@@ -80,13 +72,19 @@ def _render_plan(plan) -> str:
 # -- build, switch, rollback, recover ---------------------------------------------------------------
 @app.command()
 def build(spec: Path = typer.Argument(..., help="Spec file (TOML, or a Compose YAML file)."),
-          profile: Optional[str] = ProfileOpt, state_dir: Optional[Path] = StateDirOpt, as_json: bool = JsonOpt):
+          profile: Optional[str] = ProfileOpt, state_dir: Optional[Path] = StateDirOpt, as_json: bool = JsonOpt,
+          pull: Optional[Pull] = PullOpt, rebuild: bool = RebuildOpt, compose_profile: list[str] = ComposeProfileOpt,
+          quiet: bool = QuietOpt):
     """Compile SPEC into the store; print the manifest hash (the generation's identity). Touches no container.
 
-    Example: gen build examples/shop/gen.toml
+    Images are pinned by ID: absent ones are pulled (see --pull), `build` services built (reused while their
+    inputs are unchanged); progress goes to stderr.
+
+    Example: gen build examples/shop/gen.toml --pull always
     """
-    g = _gen(state_dir)
-    compiled = g.build(spec, profile)
+    with _reporter(quiet) as rep:
+        g = _gen(state_dir, reporter=rep, pull=pull, rebuild=rebuild, compose_profiles=compose_profile)
+        compiled = g.build(spec, profile)
     if as_json:
         _json({"profile": compiled.manifest["profile"], "hash": compiled.manifest_hash,
                "services": {n: h for n, (h, _) in compiled.services.items()},
@@ -100,14 +98,15 @@ def build(spec: Path = typer.Argument(..., help="Spec file (TOML, or a Compose Y
 def switch(target: str = typer.Argument(..., help="Spec file, or a manifest hash (or unique prefix)."),
            profile: Optional[str] = ProfileOpt, state_dir: Optional[Path] = StateDirOpt,
            timeout: float = TimeoutOpt, lock_timeout: float = LockTimeoutOpt, dry_run: bool = DryRunOpt,
-           quiet: bool = QuietOpt, as_json: bool = JsonOpt, stable_for: float = StableForOpt):
+           quiet: bool = QuietOpt, as_json: bool = JsonOpt, stable_for: float = StableForOpt,
+           pull: Optional[Pull] = PullOpt, rebuild: bool = RebuildOpt, compose_profile: list[str] = ComposeProfileOpt):
     """Build if needed, then activate as one transaction: all healthy, or the previous generation restored.
 
     Example: gen switch examples/shop/gen.toml --timeout 120
     """
     with _reporter(quiet or dry_run) as rep:
-        result = _gen(state_dir, timeout, lock_timeout, reporter=rep, stable_for=stable_for).switch(
-            target, profile, dry_run=dry_run)
+        result = _gen(state_dir, timeout, lock_timeout, reporter=rep, stable_for=stable_for, pull=pull,
+                      rebuild=rebuild, compose_profiles=compose_profile).switch(target, profile, dry_run=dry_run)
     _render_result(result, dry_run, as_json)
 
 
@@ -193,7 +192,8 @@ def list_(profile: Optional[str] = ProfileOpt, state_dir: Optional[Path] = State
 @app.command()
 def diff(a: Optional[str] = typer.Argument(None, metavar="A", help="Generation number, manifest hash (prefix) or spec file."),
          b: Optional[str] = typer.Argument(None, metavar="B", help="The same; without B, A is compared with the current generation."),
-         profile: Optional[str] = ProfileOpt, state_dir: Optional[Path] = StateDirOpt, as_json: bool = JsonOpt):
+         profile: Optional[str] = ProfileOpt, state_dir: Optional[Path] = StateDirOpt, as_json: bool = JsonOpt,
+         compose_profile: list[str] = ComposeProfileOpt):
     """Compare two deployments: services added, removed or changed, field by field. Exit 0.
 
     A and B: generation numbers, manifest hashes (or unique prefixes) or spec files.
@@ -207,7 +207,7 @@ def diff(a: Optional[str] = typer.Argument(None, metavar="A", help="Generation n
     Example: gen diff -p shop 3 examples/shop/gen-v2.toml
     """
     from gen.cli.diffview import render
-    d = _gen(state_dir).diff(profile, a, b)
+    d = _gen(state_dir, compose_profiles=compose_profile).diff(profile, a, b)
     if as_json:
         _json(d.to_json())
     else:

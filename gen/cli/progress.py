@@ -3,7 +3,9 @@
 The library reports through two callbacks: `on_plan(plan)` just before a plan is executed, and
 `progress(service, phase, detail)` from the activation's worker threads (phases: creating,
 starting, stopping, waiting, running (in its stability window), healthy, removing, restoring;
-service "" for profile-wide events such as recovering an interrupted activation). A Reporter turns them into output:
+service "" for profile-wide events such as recovering an interrupted activation), and from the
+build before it (IMAGE_PHASES: pulling, pulled, building, built, reused; one line each). A Reporter
+turns them into output:
 
 - LiveTable: stderr is a terminal: a rich Live table, one row per service (phase, detail, elapsed
   time since the service's first event, frozen once it is healthy or failed);
@@ -23,11 +25,12 @@ from typing import TextIO
 
 from gen.api import ActivationFailed
 
+IMAGE_PHASES = frozenset({"pulling", "pulled", "building", "built", "reused"})   # gen.state.images, at build time
 PHASE_LABELS = {"waiting": "waiting for health", "running": "stability window"}
-DONE_PHASES = frozenset({"healthy", "failed", "unchanged", "removed", "restored", "undone"})
-PHASE_STYLES = {"healthy": "green", "failed": "bold red", "unchanged": "dim", "pending": "dim",
-                "removed": "dim", "restored": "yellow", "undone": "yellow", "restoring": "yellow",
-                "removing": "magenta", "stopping": "magenta", "waiting for health": "cyan",
+DONE_PHASES = frozenset({"healthy", "completed", "failed", "unchanged", "removed", "restored", "undone"})
+PHASE_STYLES = {"healthy": "green", "completed": "green", "started": "cyan", "failed": "bold red",
+                "unchanged": "dim", "pending": "dim", "removed": "dim", "restored": "yellow", "undone": "yellow",
+                "restoring": "yellow", "removing": "magenta", "stopping": "magenta", "waiting for health": "cyan",
                 "stability window": "cyan"}
 
 
@@ -145,6 +148,9 @@ class LiveTable(Reporter):
     def progress(self, service: str, phase: str, detail: str = "") -> None:
         if not service:         # profile-wide (recovering an interrupted activation): a line above the table
             self.console.print(f"[bold]{phase}[/bold] {_escape(detail)}")
+            return
+        if phase in IMAGE_PHASES:     # pulls and builds come before the plan: lines above the table
+            self.console.print(f"  {_escape(service)} [bold]{phase}[/bold] {_escape(detail)}", highlight=False)
             return
         now = self._clock()
         with self._lock:

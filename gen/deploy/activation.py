@@ -1,67 +1,66 @@
 """Activation: execute a Plan as one bounded transaction.
 
-    prepare (secrets and config files materialised, images, network, volumes, create containers)
-                                                          -- nothing running is touched yet
-    per dependency level: stop what must stop first, start the new, wait for health
+    prepare (secrets and config files materialised, images present or pulled by digest, networks,
+             volumes, containers created, free names claimed)   -- nothing running is touched yet
+    per dependency level: stop what must stop first, rename what must take a name, start the new, and
+             wait for what the next levels need: a job's exit 0, and each dependency as its dependents
+             ask (running; healthy for depends_on condition "healthy")
+    every long-running container healthy (or stable for the window) before the commit
     commit, in two phases (see Commit): what may still be undone, then the flip of `current`
-    remove the old containers (and their materialised files)
+    remove the old containers (and their materialised files, and networks no longer used)
 
 Any failure before the flip (any exception, not only gen's own) undoes everything this transaction
-did, in reverse: created containers are removed, stopped ones started again (and checked), started
-ones stopped again, the commit's first phase abandoned. Once the flip has happened, nothing is
-undone: a failure after it finishes forward and reports exit 3 (the journal stays). Named volumes are
-never removed. A crash at any point is repaired by converging on `current` with the same code
-(gen.deploy.recovery), because every container is labelled and named by its content hash.
+did, in reverse (gen.deploy.undo). Once the flip has happened, nothing is undone: a failure after it
+finishes forward and reports exit 3 (the journal stays). Volumes are never removed. A crash at any
+point is repaired by converging on `current` with the same code (gen.deploy.recovery), because every
+container is labelled and named by its content hash.
 """
 from __future__ import annotations
 
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import wait as wait_futures
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from typing import Callable
 
-from gen.model.compile import Compiled
-from gen.errors import ActivationFailed, GenError, Interrupted, NotOwned
 from gen.deploy.commit import Commit, flip, interrupts_deferred
-from gen.faults import checkpoint
-from gen.deploy.health import Probe, wait_healthy
+from gen.deploy.health import has_check, probe_for, wait_healthy, waited_healthy
+from gen.deploy.images import ensure_images
+from gen.deploy.jobs import as_created, is_job, wait_completed
 from gen.deploy.materialize import materialize, remove_stale, with_paths
 from gen.deploy.options import Options, Progress, no_progress
+from gen.deploy.renames import ContainerNameTaken, Renames, name_in_use
+from gen.deploy.undo import Undo, UndoLog
+from gen.deploy.wiring import Networks, anonymous_volumes, remove_networks, retired_networks
 from gen.engine.base import Engine
-from gen.model.naming import LABEL_PROFILE, network_name, volume_name
+from gen.errors import ActivationFailed, GenError, Interrupted, NotOwned
+from gen.faults import checkpoint
+from gen.model.compile import Compiled
+from gen.model.containers import network_peer
+from gen.model.naming import LABEL_PROFILE
 from gen.model.plan import Plan
 from store.errors import StoreError
-
-@dataclass
-class UndoLog:
-    created: list[str] = field(default_factory=list)
-    stopped: list[tuple[str, str]] = field(default_factory=list)     # (container id, service)
-    started: list[str] = field(default_factory=list)                 # previously stopped, started by us
-    networks: list[str] = field(default_factory=list)                # created by this activation
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def add(self, kind: str, item) -> None:
-        with self._lock:
-            getattr(self, kind).append(item)
 
 
 class Activation:
     def __init__(self, engine: Engine, target: Compiled, plan: Plan, options: Options = Options(),
-                 progress: Progress = no_progress):
+                 progress: Progress = no_progress, previous: tuple[dict, ...] = ()):
+        """previous: manifests of the generations being left; their gen-owned networks that the
+        target does not use are removed after the commit."""
         self.engine = engine
         self.target = target
         self.plan = plan
         self.options = options
         self.progress = progress
         self.profile = plan.profile
+        self.previous = previous
+        self.nets = Networks(self.profile, target.manifest)
         self.undo_log = UndoLog()
+        self.renames = Renames(engine, self.profile)
         self._pool = ThreadPoolExecutor(max_workers=options.workers)
         self._new_ids: dict[str, str] = {}       # container name -> id, for containers we created
         self._started_at: dict[str, float] = {}  # container id -> when its start returned (monotonic)
-        self._unsettled: dict[str, str] = {}     # started without a healthcheck, window not yet checked
+        self._unsettled: dict[str, str] = {}     # started, long-running, not yet gated (healthy / stable)
         self._inflight: list = []                # futures of the last parallel batch
         self._paths: dict[str, dict[str, str]] = {}  # service hash -> its pinned files' host paths
 
@@ -74,7 +73,7 @@ class Activation:
         after_flip: BaseException | None = None
         try:
             try:
-                self._prepare()
+                self.prepare()
                 for level in self.plan.by_level():
                     self._start_level(level, deadline)
                 self._settle(deadline)
@@ -92,112 +91,152 @@ class Activation:
             self._finish_forward(after_flip)
             return outcome
         finally:
-            self._pool.shutdown(wait=True)
+            self.close()
 
     def _finish_forward(self, after_flip: BaseException | None) -> None:
         """After the flip: remove the old containers; report (never undo) what went wrong."""
         try:
-            self._cleanup()
+            self._parallel(self._remove_old, [(cid, s) for s in self.plan.steps for cid in s.remove_after])
         except Exception as e:
             raise Interrupted("cleanup", f"the new generation is committed and running, but removing the old "
                               f"containers failed ({_describe(e)}); run `gen recover`") from None
-        self._remove_stale_files()
-        if after_flip is not None:
-            raise Interrupted("commit", f"the new generation is current and running, but the commit may not be "
-                              f"durable ({_describe(after_flip)}); run `gen recover` once the disk is healthy") from None
-
-    def _remove_stale_files(self) -> None:
-        """The materialised files of services whose containers are gone (gen.deploy.materialize):
-        best effort, a leftover only costs a little tmpfs."""
+        # Networks the generations left had and the target does not join (an emptied deployment's
+        # default one too): best effort, one still in use by something gen did not create stays.
+        emptied = not self.target.services and bool(self.plan.to_remove)
+        remove_networks(self.engine, retired_networks(self.profile, self.previous, self.target, emptied))
         try:
-            problems = remove_stale(self.target)
+            problems = remove_stale(self.target)    # materialised files of services that are gone
         except Exception as e:
             problems = [_describe(e)]
         for problem in problems:
             self.progress("", "warning", f"materialised files left behind: {problem}")
+        if after_flip is not None:
+            raise Interrupted("commit", f"the new generation is current and running, but the commit may not be "
+                              f"durable ({_describe(after_flip)}); run `gen recover` once the disk is healthy") from None
 
     # -- prepare: everything that can fail before anything running is touched ----------------------
-    def _prepare(self) -> None:
+    def prepare(self) -> None:
         # Secrets and config files first, for every service (a kept one's too: after a reboot its
         # files are gone), so a missing or wrong key is found before the engine is asked anything.
         self._paths = materialize(self.target)
         new = [(s, c) for s in self.plan.steps for c in s.create]
-        for image in sorted({self.target.services[s.service][1]["image_id"] for s, _ in new}):
-            self.engine.image_id(image, f"image {image[:19]}")
-        if new:
-            if self.engine.ensure_network(network_name(self.profile), {LABEL_PROFILE: self.profile}):
-                self.undo_log.add("networks", network_name(self.profile))
-            checkpoint("network")
+        ensure_images(self.engine, {s.service: self._obj(s.service) for s, _ in new}, self.progress)
+        for net in sorted({n for s, _ in new for n in Networks.joined(self._obj(s.service))}):
+            self._ensure_network(net)
         for vol, opts in self.target.manifest["volumes"].items():
-            self.engine.ensure_volume(self._volume(vol), {LABEL_PROFILE: self.profile},
+            self.engine.ensure_volume(self.nets.volume(vol), {LABEL_PROFILE: self.profile},
                                       external=bool(opts.get("external")))
             checkpoint(f"volume {vol}")
-        self._parallel(self._create, new)
+        anonymous = {name for s, c in new
+                     for name in anonymous_volumes(self.profile, s.service, self._obj(s.service), c.replica).values()}
+        for name in sorted(anonymous):
+            self.engine.ensure_volume(name, {LABEL_PROFILE: self.profile})
+            checkpoint(f"volume {name}")
+        # A container sharing another's network stack is created once that one exists (it joins it by id).
+        sharing = {s.service for s, _ in new if network_peer(self._obj(s.service))}
+        self._parallel(self._create, [(s, c) for s, c in new if s.service not in sharing])
+        for level in self.plan.levels:
+            self._parallel(self._create, [(s, c) for s, c in new if s.service in sharing and s.service in level])
+        # A name nobody of the profile holds is taken now: a stranger holding it is refused untouched.
+        for s in self.plan.steps:
+            for claim in s.claims:
+                if not claim.holder:
+                    self.renames.claim(claim, self._new_ids.get(claim.claimant, claim.claimant))
 
-    def _volume(self, vol: str) -> str:
-        """The engine's name of a declared volume: the user's own for an external one, else the profile's."""
-        opts = self.target.manifest["volumes"][vol]
-        return opts["name"] if opts.get("external") else volume_name(self.profile, vol)
+    def _obj(self, service: str) -> dict:
+        return self.target.services[service][1]
+
+    def _ensure_network(self, net: str) -> None:
+        name, definition = self.nets.engine_name(net), self.nets.defined.get(net, {})
+        if self.engine.ensure_network(name, {LABEL_PROFILE: self.profile}, definition or None,
+                                      external=self.nets.is_external(net)):
+            self.undo_log.add("networks", name)
+        checkpoint(f"network {name}")
 
     def _create(self, step, c) -> None:
         h, obj = self.target.services[step.service]
         self.progress(step.service, "creating", c.name)
-        volumes = {v: self._volume(v) for v in self.target.manifest["volumes"]}
-        with _naming(step.service, f"container {c.name} could not be created"):
-            cid = self.engine.create(self.profile, step.service, with_paths(obj, self._paths.get(h, {})), h,
-                                     self.target.manifest_hash, c.replica, c.name, network_name(self.profile), volumes)
+        wiring = self.nets.wiring(step.service, obj, c.replica, self._peer_id(obj))
+        created = as_created(with_paths(obj, self._paths.get(h, {})))
+        try:
+            with _naming(step.service, f"container {c.name} could not be created"):
+                cid = self.engine.create(self.profile, step.service, created, h, self.target.manifest_hash, c.replica,
+                                         c.name, wiring)
+        except ActivationFailed as e:
+            if c.name == obj.get("container_name") and name_in_use(e):
+                raise ContainerNameTaken(c.name, self.profile) from None
+            raise
         self.undo_log.add("created", cid)
         self._new_ids[c.name] = cid
         checkpoint(f"created {c.name}")
+
+    def _peer_id(self, obj: dict) -> str | None:
+        """The id of the replica-1 container of the service whose network stack `obj` shares, in the new
+        generation: created by this activation, or kept."""
+        peer = network_peer(obj)
+        if peer is None:
+            return None
+        step = self.plan.step(peer)
+        new = [self._new_ids[c.name] for c in step.create if c.replica == 1]
+        return new[0] if new else step.kept[0]
 
     # -- start, per dependency level -------------------------------------------------------------
     def _start_level(self, steps, deadline: float) -> None:
         self._parallel(self._stop_old, [(s, cid) for s in steps for cid in s.stop_before])
         self._parallel(self._quiesce, [(s, cid) for s in steps for cid in s.quiesce])
-        started: dict[str, str] = {}
-        for s in steps:
-            for cid in s.start:
-                started[cid] = s.service
-            for c in s.create:
-                started[self._new_ids[c.name]] = s.service
+        for claim in (claim for s in steps for claim in s.claims if claim.holder):
+            self.renames.claim(claim, self._new_ids.get(claim.claimant, claim.claimant))
+        started = {cid: s.service for s in steps for cid in s.start}
+        started.update({self._new_ids[c.name]: s.service for s in steps for c in s.create})
         self._parallel(self._start, [(started[cid], cid) for cid in started])
         for s in steps:
-            self.progress(s.service, "waiting", "for health")
-        probes = {cid: probe for cid, svc in started.items() if (probe := self._probe_for(svc)) is not None}
-        # The next level needs this one healthy, or, for a container without a healthcheck, running:
-        # its stability window and restart check come once, before the commit (_settle), so a chain
-        # of N levels costs one window, not N.
-        wait_healthy(self.engine, self.profile, {cid: self._health_of(svc) for cid, svc in started.items()},
-                     started, deadline, self.options, self._pool.map, probes, settle=False)
-        unchecked = {cid: svc for cid, svc in started.items() if not self._health_of(svc)}
-        self._unsettled.update(unchecked)
-        for s in steps:
-            if s.service in unchecked.values():
-                self.progress(s.service, "running", f"{self.options.stability_s:g} s stability window")
-            else:
-                self.progress(s.service, "healthy", "")
-        checkpoint("level healthy")
+            job = is_job(self._obj(s.service))
+            self.progress(s.service, "running job" if job else "waiting", "until it exits" if job else "for health")
+        self._wait_level(started, deadline)
+        checkpoint("level ready")
+
+    def _wait_level(self, started: dict[str, str], deadline: float) -> None:
+        """Wait for what the next levels need: every job's exit 0; a long-running container running, or
+        healthy where a dependent's condition says so. The rest of the gate (healthy, or stable for the
+        window) comes once, before the commit (_settle), so a chain of N levels costs one window, not N."""
+        jobs = {cid: svc for cid, svc in started.items() if is_job(self._obj(svc))}
+        services = {cid: svc for cid, svc in started.items() if cid not in jobs}
+        awaited = waited_healthy(self.target.services)
+        healthy = {cid: svc in awaited and has_check(self._obj(svc)) for cid, svc in services.items()}
+        probes = {cid: p for cid, svc in services.items()
+                  if healthy[cid] and (p := probe_for(self._obj(svc), self.options))}
+        wait_healthy(self.engine, self.profile, healthy, services, deadline, self.options, self._pool.map, probes,
+                     settle=False)
+        self._unsettled.update({cid: svc for cid, svc in services.items() if not healthy[cid]})
+        wait_completed(self.engine, self.profile, jobs, deadline, self.options)
+        gated = {svc for cid, svc in services.items() if healthy[cid]}
+        for service in sorted(set(started.values())):
+            if (phase := self._phase_after_level(service, gated)) is not None:
+                self.progress(service, *phase)
 
     def _settle(self, deadline: float) -> None:
-        """Every container started without a healthcheck must have run through the stability window,
-        counted from its own start, without exiting or restarting (with no window: not restarted)."""
+        """Every long-running container started must be healthy (its healthcheck passes) or, without a
+        healthcheck, have run through the stability window, counted from its own start, without
+        exiting or restarting."""
         if not self._unsettled:
             return
-        wait_healthy(self.engine, self.profile, {cid: False for cid in self._unsettled}, self._unsettled,
-                     deadline, self.options, self._pool.map, since=self._started_at)
+        checked = {cid: has_check(self._obj(svc)) for cid, svc in self._unsettled.items()}
+        probes = {cid: p for cid, svc in self._unsettled.items()
+                  if checked[cid] and (p := probe_for(self._obj(svc), self.options))}
+        wait_healthy(self.engine, self.profile, checked, self._unsettled, deadline, self.options, self._pool.map,
+                     probes, since=self._started_at)
         for service in sorted(set(self._unsettled.values())):
             self.progress(service, "healthy", "")
         checkpoint("stable")
 
-    def _health_of(self, service: str) -> bool:
-        hc = self.target.services[service][1]["healthcheck"]
-        return bool(hc) and hc["test"] != ["NONE"]
-
-    def _probe_for(self, service: str) -> Probe | None:
-        obj = self.target.services[service][1]
-        if not self.options.early_probes or not self._health_of(service):
-            return None
-        return Probe.of(obj["healthcheck"], obj["user"])
+    def _phase_after_level(self, service: str, gated: set[str]) -> tuple[str, str] | None:
+        """What a service shows once its level is done (None: still "waiting", for health)."""
+        obj = self._obj(service)
+        if is_job(obj):
+            return "completed", ""
+        if service in gated:
+            return "healthy", ""
+        return None if has_check(obj) else ("running", f"{self.options.stability_s:g} s stability window")
 
     def _stop_old(self, step, cid: str) -> None:
         self.progress(step.service, "stopping", cid[:12])
@@ -220,17 +259,6 @@ class Activation:
         checkpoint(f"started {cid[:12]}")
 
     # -- after commit: remove what the new generation does not use --------------------------------
-    def _cleanup(self) -> None:
-        by_id = {cid: s for s in self.plan.steps for cid in s.remove_after}
-        self._parallel(self._remove_old, list(by_id.items()))
-        if not self.target.services and by_id:
-            # An empty generation deletes the deployment: its network goes too (volumes never do).
-            try:
-                self.engine.remove_network(network_name(self.profile))
-            except GenError:
-                pass      # still in use by something gen did not create: harmless to leave
-            checkpoint("network removed")
-
     def _remove_old(self, cid: str, step) -> None:
         self.progress(step.service, "removing", cid[:12])
         grace = self.plan.grace_ms.get(cid)
@@ -240,21 +268,12 @@ class Activation:
         checkpoint(f"removed {cid[:12]}")
 
     # -- undo ------------------------------------------------------------------------------------
-    def _undo_and_raise(self, failure: BaseException, commit: Commit) -> None:
+    def _undo_and_raise(self, failure: BaseException, commit: Commit = Commit(flip=lambda: None)) -> None:
         restored, problem = True, ""
+        level_of = {s.service: s.level for s in self.plan.steps}
         try:
-            self._undo_each("removed", self.engine.remove, self.undo_log.created)
-            self._remove_created_networks()
-            self._undo_each("stopped again", lambda cid: self.engine.stop(cid, 0), self.undo_log.started)
-            again = dict(self.undo_log.stopped)
-            for cid, service in again.items():
-                self.progress(service, "restoring", cid[:12])
-            self._undo_each("restarted", self.engine.start, again)
-            probes = dict(self._pool.map(self._restore_probe, list(again))) if self.options.early_probes else {}
-            wait_healthy(self.engine, self.profile, {cid: None for cid in again}, again,
-                         time.monotonic() + self.options.timeout_s, self.options, self._pool.map,
-                         {cid: probe for cid, probe in probes.items() if probe})
-            checkpoint("undo: old containers healthy again")
+            Undo(self.engine, self.profile, self.undo_log, self.renames, level_of, self.options, self._parallel,
+                 self._pool.map, self.progress).run()
         except Exception as e:
             restored, problem = False, _describe(e)
         try:
@@ -269,32 +288,20 @@ class Activation:
             failed.mark_not_restored(problem)
         raise failed from None
 
-    def _remove_created_networks(self) -> None:
-        """A network this activation created goes with it (a failed first switch leaves nothing behind)."""
-        for name in self.undo_log.networks:
-            try:
-                self.engine.remove_network(name)
-            except GenError as e:        # in use by something else meanwhile: harmless to leave
-                self.progress("", "warning", f"network {name} was left behind ({e.reason})")
-            checkpoint(f"undo: network {name} removed")
+    def abort(self, failure: BaseException) -> None:
+        """Undo what a prepare() outside run() did, and raise as a failed switch would."""
+        self._undo_and_raise(failure)
 
-    def _undo_each(self, done: str, call: Callable[[str], object], cids) -> None:
-        """One step of the undo on each container, in parallel; each container's step is a kill point."""
-        def one(cid: str) -> None:
-            call(cid)
-            checkpoint(f"undo: {done} {cid[:12]}")
-        self._parallel(one, [(cid,) for cid in cids])
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
 
-    def _restore_probe(self, cid: str) -> tuple[str, Probe | None]:
-        """The early probe of a restarted old container, from its own healthcheck. Best effort: without
-        one, the restore waits for Docker's own check, which wait_healthy watches anyway."""
-        try:
-            return cid, Probe.of_container(self.engine.inspect(cid))
-        except GenError:
-            return cid, None
+    @property
+    def created(self) -> dict[str, str]:
+        """container name -> id of every container this activation created."""
+        return dict(self._new_ids)
 
     def _parallel(self, fn, items: list[tuple]) -> None:
-        """Run fn(*item) for every item on the pool; re-raise the first GenError after all finished."""
+        """Run fn(*item) for every item on the pool; re-raise the first error after all finished."""
         futures = [self._pool.submit(fn, *item) for item in items]
         self._inflight = futures
         errors = [f.exception() for f in futures if f.exception() is not None]

@@ -77,6 +77,26 @@ def wait_healthy(engine: Engine, profile: str, has_check: dict[str, bool | None]
         time.sleep(options.poll_s)
 
 
+def has_check(obj: dict) -> bool:
+    """Does the service's container have a healthcheck to gate on?"""
+    hc = obj["healthcheck"]
+    return bool(hc) and hc["test"] != ["NONE"]
+
+
+def waited_healthy(services: dict[str, tuple[str, dict]]) -> set[str]:
+    """Services some service waits on until healthy (depends_on condition "healthy"); without one, a
+    dependent only waits for its dependency to run (Compose's service_started)."""
+    return {dep for _, obj in services.values() for dep, condition in obj.get("conditions", {}).items()
+            if condition == "healthy"}
+
+
+def probe_for(obj: dict, options: Options) -> "Probe | None":
+    """gen's early probe of a service's healthcheck, when it has one and early probes are on."""
+    if not options.early_probes or not has_check(obj):
+        return None
+    return Probe.of(obj["healthcheck"], obj["user"])
+
+
 PROBE_FIRST_DELAY_S = 0.1      # between early probes: 0.1 s, doubling up to PROBE_MAX_DELAY_S
 PROBE_MAX_DELAY_S = 1.0
 PROBE_STARTS_PER_POLL = 2      # at most 40 new probes a second, however many containers wait

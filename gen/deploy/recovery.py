@@ -15,11 +15,15 @@ from gen.state.manifests import load_compiled
 from gen.state.profile import Profile
 
 
-def converge(d: Deployer, prof: Profile) -> Result:
-    """Make the engine run `current` (nothing, before the first generation). Caller holds the lock."""
+def converge(d: Deployer, prof: Profile, journal: dict | None = None) -> Result:
+    """Make the engine run `current` (nothing, before the first generation). Caller holds the lock.
+    journal: the interrupted activation's, if known (the networks of the manifest it was making
+    current are removed when `current` does not use them)."""
     current = prof.current()
     compiled: Compiled = load_compiled(d.store, current.manifest) if current else compile_empty(prof.name)
-    return d.activate(prof, compiled, "recover", d.commit_nothing(current.number if current else None))
+    interrupted = (journal or {}).get("to")
+    return d.activate(prof, compiled, "recover", d.commit_nothing(current.number if current else None),
+                      interrupted if isinstance(interrupted, str) else None)
 
 
 def recover_if_interrupted(d: Deployer, prof: Profile) -> None:
@@ -28,7 +32,7 @@ def recover_if_interrupted(d: Deployer, prof: Profile) -> None:
     if journal:
         d.progress("", "recovering", f"an interrupted {journal['kind']} (pid {journal['pid']}) was found; "
                    "converging on the current generation first")
-        converge(d, prof)
+        converge(d, prof, journal)
         checkpoint("recover first: converged on current")
         prof.end()
         checkpoint("recover first: journal removed")
@@ -48,7 +52,7 @@ def recover(d: Deployer, prof: Profile) -> Result:
     except CorruptState as e:
         d.progress("", "warning", f"{e}; converging on the current generation anyway")
         journal = {"kind": "activation (its journal was damaged)", "pid": None}
-    result = converge(d, prof)
+    result = converge(d, prof, journal)
     checkpoint("recover: converged on current")
     prof.end()
     checkpoint("recover: journal removed")

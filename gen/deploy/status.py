@@ -68,20 +68,23 @@ def in_progress(profile: str, generation: int | None, manifest: str | None, hold
 
 
 def _service_status(compiled: Compiled, plan: Plan, name: str, observed: list[Observed]) -> ServiceStatus:
-    h, _ = compiled.services[name]
+    """A service is fine when the planner would leave it as it is: a job's container that exited 0 is
+    fine too (the planner keeps it: it ran to completion), and shows as "completed"."""
+    h, obj = compiled.services[name]
     mine = [c for c in observed if c.service == name and c.hash == h]
     step = plan.step(name)
     problem = "" if step.action == "keep" else step.reason
     unhealthy = [c for c in mine if c.health == "unhealthy"]
     if not problem and unhealthy:
         problem = f"{len(unhealthy)} container(s) unhealthy"
-    return ServiceStatus(name, h, not problem, problem, [_describe(c) for c in sorted(mine, key=lambda c: c.name)])
+    return ServiceStatus(name, h, not problem, problem, [_describe(c, bool(obj.get("job")))
+                                                         for c in sorted(mine, key=lambda c: c.name)])
 
 
-def _describe(c: Observed) -> dict:
+def _describe(c: Observed, job: bool = False) -> dict:
     state = c.health if c.state == "running" and c.health else c.state
     if c.state == "exited":
-        state = f"exited ({c.exit_code})"
+        state = "completed" if job and c.exit_code == 0 else f"exited ({c.exit_code})"
     return {"name": c.name, "id": c.id[:12], "service": c.service, "hash": c.hash, "state": state}
 
 

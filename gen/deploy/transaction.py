@@ -70,14 +70,28 @@ class Deployer:
                 continue
         return found
 
+    def _manifests(self, *hashes: str | None) -> tuple[dict, ...]:
+        """The manifests of the generations being left, where the store has them intact (only used to
+        remove their networks once unused: a missing one leaves a network behind, nothing worse)."""
+        found = []
+        for h in sorted({h for h in hashes if h and HASH_RE.fullmatch(h)}):
+            try:
+                found.append(formats.manifest(self.store.get(h), f"object {h}"))
+            except (StoreError, CorruptState):
+                continue
+        return tuple(found)
+
     def dry_run(self, prof: Profile, compiled: Compiled) -> Result:
         p = self.plan(prof, compiled)
         current = prof.current()
         return Result(prof.name, current.number if current else None, compiled.manifest_hash, p, False,
                       "dry run: nothing was changed")
 
-    def activate(self, prof: Profile, compiled: Compiled, kind: str, commit: Commit) -> Result:
-        """Make the engine run `compiled`, then commit; or undo and raise. Caller holds the lock."""
+    def activate(self, prof: Profile, compiled: Compiled, kind: str, commit: Commit,
+                 interrupted: str | None = None) -> Result:
+        """Make the engine run `compiled`, then commit; or undo and raise. Caller holds the lock.
+        interrupted: the manifest an interrupted activation was making current (a recovery), whose
+        networks go too when `compiled` does not use them."""
         started = time.monotonic()
         current = prof.current()
         p = self.plan(prof, compiled)
@@ -95,7 +109,8 @@ class Deployer:
         record = {"kind": kind, "from": current.number if current else None, "started": time.time()}
         warnings: list[str] = []
         try:
-            number = Activation(self.engine, compiled, p, self.options, self.progress).run(commit)
+            previous = self._manifests(current.manifest if current else None, interrupted)
+            number = Activation(self.engine, compiled, p, self.options, self.progress, previous).run(commit)
         except Exception as e:
             if isinstance(e, ActivationFailed) and e.restored:
                 # the previous state is back; otherwise the journal stays for recovery

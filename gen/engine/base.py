@@ -9,6 +9,7 @@ never a backend's.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator
 from typing import Callable, Protocol
 
 from gen.model.plan import Observed
@@ -36,7 +37,8 @@ class ContainerDetails:
 class Wiring:
     """What one container is attached to, in the engine's names (resolved by gen.deploy.activation)."""
     # engine network name -> aliases it answers to there (its service name first), in join order.
-    # Docker joins the first at create and the others before start.
+    # The first is joined at create, the others before create returns (an engine of API < 1.44
+    # takes one network per create), so no container ever starts half-wired.
     networks: dict[str, list[str]] = field(default_factory=dict)
     volumes: dict[str, str] = field(default_factory=dict)     # declared volume -> engine volume name
     anonymous: dict[str, str] = field(default_factory=dict)   # mount target -> engine volume name (anonymous volumes)
@@ -58,13 +60,16 @@ class Engine(Protocol):
         or pulled. ImageMissing when absent."""
 
     def pull(self, ref: str, subject: str, progress: Progress | None = None) -> str:
-        """Pull `ref` ("repo:tag" or "repo@sha256:...") from its registry; returns the image ID.
-        EngineError naming `subject` with the registry's reason when it cannot."""
+        """Pull `ref` ("repo:tag" or "repo@sha256:..."; no tag means "latest") from its registry;
+        returns the image ID `ref` names afterwards. Progress: a line per layer status change, not
+        per byte. EngineError naming `subject` with the registry's reason ("manifest unknown",
+        "connection refused") when it cannot."""
 
     def build_image(self, context: str, dockerfile: str, tag: str, args: dict[str, str], target: str | None,
                     labels: dict[str, str], subject: str, progress: Progress | None = None) -> str:
-        """Build an image from a context directory (.dockerignore honoured), tag it, return its ID.
-        BuildFailed naming `subject` and the failing step when the build fails."""
+        """Build an image from a context directory (.dockerignore honoured; `dockerfile` relative to
+        it), tag it (tag "": untagged), label it, return its ID. Progress: the builder's output lines. BuildFailed naming
+        `subject`, the failing step ("Step 2/3 : RUN make") and the error's first line when it fails."""
 
     def images_labelled(self, key: str, value: str) -> list[str]:
         """IDs of the images carrying the label key=value (gen's build cache), sorted."""
@@ -73,13 +78,31 @@ class Engine(Protocol):
         """Push a local "repo:tag" to its registry; returns the repository digest "repo@sha256:..."."""
 
     def pin_image(self, image_id: str, repo: str, tag: str) -> None:
-        """Tag image_id as repo:tag, so that pruning dangling images keeps it (idempotent)."""
+        """Tag image_id as repo:tag, so that pruning dangling images keeps it (idempotent; moves the tag
+        if it named another image)."""
 
     def unpin_image(self, ref: str) -> bool:
-        """Remove the tag `ref`; True when the engine dropped the image with its last tag."""
+        """Remove the tag `ref`; True when the engine dropped the image with its last tag. Docker has
+        no untag-only call: when `ref` was the image's last reference and no container uses the image,
+        the engine deletes the image too. An absent tag is not an error."""
 
     def pinned_images(self, repo_prefix: str) -> list[tuple[str, str]]:
         """(ref, image id) of every tag whose repository starts with repo_prefix, sorted by ref."""
+
+    # -- image archives: a generation's closure (gen.state.closure), moved without a registry ------
+    def has_image(self, image_id: str) -> bool:
+        """Is the image with exactly this ID present?"""
+
+    def save_image(self, image_id: str) -> Iterator[bytes]:
+        """The image as a `docker save` archive (plain Docker can load it), in chunks as the engine
+        sends them, never whole in memory. ImageMissing (at the first chunk) when it is absent; an
+        engine that fails mid-stream raises at the chunk it could not send."""
+
+    def load_image(self, chunks: Iterable[bytes]) -> list[str]:
+        """`docker load` of the archive the chunks make, streamed (never held whole); returns the IDs
+        of the images it holds, sorted. An exception raised by `chunks` itself (a damaged blob, a
+        source engine that went away) is raised as it is, and the engine loads nothing; EngineError
+        "docker load" when the engine refuses the archive (not an image archive, truncated)."""
 
     # -- observation --------------------------------------------------------------------------
     def observe(self, profile: str) -> list[Observed]:
@@ -109,10 +132,14 @@ class Engine(Protocol):
     def create(self, profile: str, service: str, obj: ServiceObject, h: str, manifest: str, replica: int,
                name: str, wiring: Wiring) -> str:
         """Create (not start) one replica of a service object, labelled as gen's, attached as `wiring`
-        says (every network joined before it starts); returns its id."""
+        says (every network joined before this returns); returns its id. Its options, mounts and
+        networks are what Docker Compose would create for the same service (gen.engine.dockerconfig).
+        EngineError naming the service: a taken name (409), a missing network or image, a bind
+        source that does not exist under `create_host_path: false`."""
 
     def rename(self, cid: str, name: str) -> None:
-        """Give a container another name (container_name services: the old one is renamed aside)."""
+        """Give a container another name (container_name services: the old one is renamed aside).
+        EngineError when the name is taken (409)."""
 
     def start(self, cid: str) -> None:
         """Make the container run: a created or stopped one starts, a paused one is unpaused."""

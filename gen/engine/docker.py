@@ -6,24 +6,29 @@ remote engines) is a new module beside this one, not a rewrite of the transactio
 """
 from __future__ import annotations
 
+import contextlib
 import functools
-import re
+import os
 import time
+from collections.abc import Iterable, Iterator
 
 import docker
 import docker.errors
 import requests.exceptions
-from docker.types import Mount
+from docker.types import IPAMConfig, IPAMPool
 
-from gen.errors import EngineError, EngineUnavailable, ImageMissing, NotOwned
-from gen.engine.base import DEFAULT_HEALTH_TIMEOUT_MS, ContainerDetails
-from gen.model import formats
-from gen.model.naming import LABEL_HASH, LABEL_PROFILE, LABEL_REPLICA, LABEL_SERVICE, container_labels
+from gen.errors import BuildFailed, EngineError, EngineUnavailable, ImageMissing
+from gen.engine.base import ContainerDetails, Progress, Wiring
+from gen.engine.dockerarchive import ARCHIVE_CHUNK, LoadLog, Relay
+from gen.engine.dockererrors import check_owner, missing_external, short, translate
+from gen.engine.dockerconfig import container_args, grace_seconds, network_create_args
+from gen.engine.dockerinspect import container_details, observed
+from gen.engine.dockerstream import BuildLog, TransferLog, split_reference
+from gen.model.naming import LABEL_PROFILE
 from gen.model.plan import Observed
 
 API_VERSION = "1.41"   # Docker 20.10; newer engines still serve it, and fixing it saves a round trip
-_EXITED = re.compile(r"Exited \((-?\d+)\)")
-_NS_PER_MS = 1_000_000
+__all__ = ["API_VERSION", "DockerEngine", "container_details"]
 
 
 def _translated(subject_of):
@@ -31,28 +36,18 @@ def _translated(subject_of):
     def wrap(fn):
         @functools.wraps(fn)
         def inner(self, *args, **kwargs):
-            subject = subject_of(*args) if callable(subject_of) else subject_of
-            try:
+            with _engine_errors(subject_of(*args) if callable(subject_of) else subject_of):
                 return fn(self, *args, **kwargs)
-            except (requests.exceptions.RequestException, docker.errors.DockerException) as e:
-                raise _translate(subject, e) from None
         return inner
     return wrap
 
 
-def _translate(subject: str, e: Exception) -> Exception:
-    if isinstance(e, requests.exceptions.Timeout):
-        return EngineUnavailable("docker engine", f"did not answer in time ({_short(e)}); is dockerd hung?")
-    if isinstance(e, requests.exceptions.ConnectionError) or "Connection aborted" in str(e) \
-            or "No such file or directory" in str(e) and "sock" in str(e):
-        return EngineUnavailable("docker engine", f"not reachable ({_short(e)}); is dockerd running?")
-    if isinstance(e, docker.errors.APIError):
-        return EngineError(subject, e.explanation or str(e))
-    return EngineError(subject, _short(e))
-
-
-def _short(e: Exception) -> str:
-    return str(e).splitlines()[0][:300] if str(e) else type(e).__name__
+@contextlib.contextmanager
+def _engine_errors(subject: str):
+    try:
+        yield
+    except (requests.exceptions.RequestException, docker.errors.DockerException) as e:
+        raise translate(subject, e) from None
 
 
 class DockerEngine:
@@ -62,18 +57,25 @@ class DockerEngine:
         self.api = client
 
     @classmethod
-    def from_env(cls, timeout: float = 120) -> "DockerEngine":
+    def from_env(cls, timeout: float = 120, host: str | None = None) -> "DockerEngine":
+        """The engine DOCKER_HOST names, or `host` (tcp://, unix://, ssh://user@host: the `ssh` client
+        runs `docker system dial-stdio` there, as the docker CLI does), with the environment's TLS."""
         try:
-            kwargs = docker.utils.kwargs_from_env()
-            client = docker.APIClient(version=API_VERSION, timeout=timeout, max_pool_size=32, **kwargs)
+            kwargs = docker.utils.kwargs_from_env(environment={**os.environ, **({"DOCKER_HOST": host} if host else {})})
+            client = docker.APIClient(version=API_VERSION, timeout=timeout, max_pool_size=32,
+                                      use_ssh_client=str(kwargs.get("base_url")).startswith("ssh://"), **kwargs)
             client.ping()
         except (requests.exceptions.RequestException, docker.errors.DockerException) as e:
-            raise EngineUnavailable("docker engine", f"not reachable ({_short(e)}); is dockerd running?") from None
+            raise EngineUnavailable(f"docker engine {host or ''}".strip(),
+                                    f"not reachable ({short(e)}); is dockerd running?") from None
         return cls(client)
+
+    @classmethod
+    def from_host(cls, url: str, timeout: float = 120) -> "DockerEngine":
+        return cls.from_env(timeout, host=url)
 
     # -- images ---------------------------------------------------------------------------------
     def image_id(self, ref: str, subject: str) -> str:
-        """The engine's ID for an image reference; ImageMissing when absent (nothing is pulled)."""
         try:
             return self.api.inspect_image(ref)["Id"]
         except docker.errors.ImageNotFound:
@@ -81,12 +83,96 @@ class DockerEngine:
         except docker.errors.NotFound:
             raise ImageMissing(subject, ref) from None
         except (requests.exceptions.RequestException, docker.errors.DockerException) as e:
-            raise _translate(subject, e) from None
+            raise translate(subject, e) from None
+
+    @_translated(lambda image_id: f"image {image_id[:19]}")
+    def image_digests(self, image_id: str) -> list[str]:
+        try:
+            return sorted(self.api.inspect_image(image_id).get("RepoDigests") or [])
+        except docker.errors.NotFound:
+            raise ImageMissing(f"image {image_id[:19]}", image_id) from None
+
+    def pull(self, ref: str, subject: str, progress: Progress | None = None) -> str:
+        """Pull by tag or digest ("repo@sha256:..."); returns the ID of the image `ref` now names."""
+        self._transfer("pull", ref, subject, progress,
+                       lambda repo, tag: self.api.pull(repo, tag=tag or "latest", stream=True, decode=True))
+        return self.image_id(ref, subject)
+
+    def build_image(self, context: str, dockerfile: str, tag: str, args: dict[str, str], target: str | None,
+                    labels: dict[str, str], subject: str, progress: Progress | None = None) -> str:
+        """Build with Docker's builder (the SDK tars the context, honouring .dockerignore); BuildFailed
+        names the last "Step N/M" line seen, the step that failed."""
+        log = BuildLog(progress)
+        with _engine_errors(subject):
+            try:
+                for event in self.api.build(path=context, dockerfile=dockerfile, tag=tag or None, buildargs=args,
+                                            target=target, labels=labels, rm=True, forcerm=True, decode=True):
+                    log.read(event)
+            except docker.errors.APIError as e:
+                raise BuildFailed(subject, log.step, short(e.explanation or e)) from None
+            except OSError as e:
+                if isinstance(e, requests.exceptions.RequestException):
+                    raise
+                raise BuildFailed(subject, "", f"cannot read the build context {context}: {e}") from None
+            if log.error:
+                raise BuildFailed(subject, log.step, log.error)
+            if not log.image_id and not tag:
+                raise BuildFailed(subject, log.step, "the builder reported no image ID")
+            return log.image_id or self.api.inspect_image(tag)["Id"]
+
+    @_translated("docker engine")
+    def images_labelled(self, key: str, value: str) -> list[str]:
+        return sorted({row["Id"] for row in self.api.images(filters={"label": f"{key}={value}"})})
+
+    def push(self, ref: str, subject: str, progress: Progress | None = None) -> str:
+        log = self._transfer("push", ref, subject, progress,
+                             lambda repo, tag: self.api.push(repo, tag=tag, stream=True, decode=True))
+        if not log.digest:
+            raise EngineError(subject, f"cannot push {ref}: the registry reported no digest")
+        return f"{split_reference(ref)[0]}@{log.digest}"
+
+    def _transfer(self, verb: str, ref: str, subject: str, progress: Progress | None, call) -> TransferLog:
+        """Run a pull or a push (`call(repo, tag)` gives its events); EngineError "cannot <verb> <ref>: why"."""
+        log = TransferLog(progress)
+        with _engine_errors(subject):
+            try:
+                for event in call(*split_reference(ref)):
+                    log.read(event)
+            except docker.errors.APIError as e:
+                log.error = short(e.explanation or e)
+        if log.error:
+            raise EngineError(subject, f"cannot {verb} {ref}: {log.error}")
+        return log
+
+    # -- image archives (gen.state.closure): `docker save` / `docker load`, streamed both ways ------
+    def has_image(self, image_id: str) -> bool:
+        try:
+            return self.image_id(image_id, f"image {image_id[:19]}") == image_id
+        except ImageMissing:
+            return False
+
+    def save_image(self, image_id: str) -> Iterator[bytes]:
+        if not self.has_image(image_id):        # asked first: Docker answers a missing ID with a 500
+            raise ImageMissing(f"image {image_id[:19]}", image_id)
+        with _engine_errors(f"image {image_id[:19]}"):
+            yield from self.api.get_image(image_id, chunk_size=ARCHIVE_CHUNK)
+
+    def load_image(self, chunks: Iterable[bytes]) -> list[str]:
+        relay, log = Relay(chunks), LoadLog()     # the SDK sends chunks as they come: never held whole
+        try:
+            with _engine_errors("docker load"):
+                for event in self.api.load_image(iter(relay), quiet=True):
+                    log.read(event)
+        except Exception:
+            relay.raise_failure()       # the archive's own failure (a damaged blob), not the broken upload
+            raise
+        if log.error:
+            raise EngineError("docker load", f"the engine refused the archive: {log.error}")
+        return sorted({*log.ids, *(self.image_id(ref, "docker load") for ref in log.refs)})
 
     # -- image pins: gen-owned tags that keep kept generations' images out of `docker image prune` --
     @_translated(lambda image_id, repo, tag: f"image pin {repo}:{tag}")
     def pin_image(self, image_id: str, repo: str, tag: str) -> None:
-        """Tag image_id as repo:tag (idempotent; moves the tag if it named another image)."""
         try:
             if not self.api.tag(image_id, repo, tag, force=True):
                 raise docker.errors.DockerException(f"the engine refused to tag {image_id}")
@@ -95,9 +181,7 @@ class DockerEngine:
 
     @_translated(lambda ref: f"image pin {ref}")
     def unpin_image(self, ref: str) -> bool:
-        """Remove the tag `ref` (never forced, so a tag a container relies on stays). Docker has no
-        untag-only call: when `ref` was the image's last reference and no container uses the image,
-        the engine deletes the image too. Returns True in that case; an absent tag is not an error."""
+        """Never forced, so a tag a container relies on stays (see Engine.unpin_image)."""
         try:
             records = self.api.remove_image(ref, force=False, noprune=True)
         except docker.errors.NotFound:
@@ -106,16 +190,14 @@ class DockerEngine:
 
     @_translated("docker engine")
     def pinned_images(self, repo_prefix: str) -> list[tuple[str, str]]:
-        """(ref, image id) for every tag whose repository starts with repo_prefix, sorted by ref."""
         return sorted((ref, row["Id"]) for row in self.api.images()
                       for ref in row.get("RepoTags") or [] if ref.startswith(repo_prefix))
 
     # -- observation ----------------------------------------------------------------------------
     @_translated("docker engine")
     def observe(self, profile: str) -> list[Observed]:
-        """Every container labelled with this profile, in one engine call."""
         rows = self.api.containers(all=True, filters={"label": [f"{LABEL_PROFILE}={profile}"]})
-        return [_observed(r) for r in rows]
+        return [observed(r) for r in rows]
 
     @_translated(lambda cid: f"container {cid[:12]}")
     def inspect(self, cid: str) -> ContainerDetails:
@@ -126,14 +208,22 @@ class DockerEngine:
         return self.api.logs(cid, stdout=True, stderr=True, tail=tail).decode("utf-8", "replace")
 
     # -- networks and volumes -------------------------------------------------------------------
-    @_translated(lambda name, *_: f"network {name}")
-    def ensure_network(self, name: str, labels: dict[str, str]) -> bool:
+    @_translated(lambda name, *_, **__: f"network {name}")
+    def ensure_network(self, name: str, labels: dict[str, str], definition: dict | None = None,
+                       external: bool = False) -> bool:
         found = [n for n in self.api.networks(names=[name]) if n["Name"] == name]
+        if external and not found:
+            raise missing_external("network", name)
         if found:
-            _check_owner("network", name, found[0].get("Labels"), labels)
+            if not external:
+                check_owner("network", name, found[0].get("Labels"), labels)
             return False
+        kwargs, ipam = network_create_args(labels, definition or {})
+        if ipam:
+            kwargs["ipam"] = IPAMConfig(driver=ipam["driver"], options=ipam["options"],
+                                        pool_configs=[IPAMPool(**pool) for pool in ipam["pools"]])
         try:
-            self.api.create_network(name, driver="bridge", labels=labels, check_duplicate=True)
+            self.api.create_network(name, **kwargs)
         except docker.errors.APIError as e:
             if e.status_code != 409:     # created concurrently by another process of this profile: fine
                 raise
@@ -146,12 +236,11 @@ class DockerEngine:
             found = self.api.inspect_volume(name)
         except docker.errors.NotFound:
             if external:
-                raise EngineError(f"volume {name}", "is declared external but does not exist "
-                                  f"(create it first: docker volume create {name})") from None
+                raise missing_external("volume", name) from None
             self.api.create_volume(name, labels=labels)
             return
         if not external:
-            _check_owner("volume", name, found.get("Labels"), labels)
+            check_owner("volume", name, found.get("Labels"), labels)
 
     @_translated(lambda name: f"network {name}")
     def remove_network(self, name: str) -> None:
@@ -162,24 +251,30 @@ class DockerEngine:
     # -- containers -----------------------------------------------------------------------------
     @_translated(lambda *a: f"service {a[1]}")
     def create(self, profile: str, service: str, obj: dict, h: str, manifest: str, replica: int,
-               name: str, network: str, volumes: dict[str, str]) -> str:
-        """Create (not start) a container for one replica of a service object; returns its id."""
-        host_config = self.api.create_host_config(
-            port_bindings=_port_bindings(obj["ports"]),
-            mounts=[_mount(v, volumes) for v in obj["volumes"]] + _file_mounts(service, obj),
-            restart_policy=_restart_policy(obj["restart"]),
-            network_mode=network,
-        )
-        networking = self.api.create_networking_config(
-            {network: self.api.create_endpoint_config(aliases=[service])})
-        created = self.api.create_container(
-            image=obj["image_id"], name=name, command=obj["command"], entrypoint=obj["entrypoint"],
-            environment=obj["env"], labels={**obj["labels"], **container_labels(profile, service, h, manifest, replica)},
-            user=obj["user"], working_dir=obj["working_dir"],
-            ports=[(p["container_port"], p["protocol"]) for p in obj["ports"]],
-            healthcheck=_healthcheck(obj["healthcheck"]), host_config=host_config,
-            networking_config=networking, stop_timeout=_grace_seconds(obj["stop_grace_ms"]), detach=True)
-        return created["Id"]
+               name: str, wiring: Wiring) -> str:
+        """Create (not start) one replica, joined to every network of its wiring before it returns."""
+        args = container_args(profile, service, obj, h, manifest, replica, wiring, self.api.api_version)
+        host = self.api.create_host_config(**args.host)
+        host.update(args.host_fields)
+        config = self.api.create_container_config(
+            **args.config, host_config=host,
+            networking_config=self.api.create_networking_config(args.endpoints) if args.endpoints else None)
+        config.update(args.config_fields)
+        # What create_container does besides: ~/.docker/config.json's proxies reach the environment.
+        config["Env"] = self.api._proxy_configs.inject_proxy_environment(config["Env"]) or None
+        cid = self.api.create_container_from_config(config, name, args.platform)["Id"]
+        try:
+            for network, kwargs in args.connects:
+                self.api.connect_container_to_network(cid, network, **kwargs)
+        except BaseException:
+            with contextlib.suppress(Exception):        # never leave a half-wired container behind
+                self.api.remove_container(cid, force=True, v=False)
+            raise
+        return cid
+
+    @_translated(lambda cid, name: f"container {name}")
+    def rename(self, cid: str, name: str) -> None:
+        self.api.rename(cid, name)
 
     @_translated(lambda cid: f"container {cid[:12]}")
     def start(self, cid: str) -> None:
@@ -193,9 +288,8 @@ class DockerEngine:
 
     @_translated(lambda cid, *_: f"container {cid[:12]}")
     def stop(self, cid: str, grace_ms: int | None) -> None:
-        """Stop with a grace period; None uses the container's own (the stop_grace it was created with)."""
         try:
-            self.api.stop(cid, timeout=None if grace_ms is None else _grace_seconds(grace_ms))
+            self.api.stop(cid, timeout=None if grace_ms is None else grace_seconds(grace_ms))
         except docker.errors.NotFound:
             pass
 
@@ -221,7 +315,6 @@ class DockerEngine:
 
     @_translated(lambda exec_id: f"health probe {exec_id[:12]}")
     def probe_result(self, exec_id: str) -> int | None:
-        """The probe's exit code, or None while it runs."""
         info = self.api.exec_inspect(exec_id)
         return None if info["Running"] or info["ExitCode"] is None else info["ExitCode"]
 
@@ -235,91 +328,3 @@ class DockerEngine:
             time.sleep(0.1)
         raise EngineError(f"container {cid[:12]}", f"still being removed after {timeout_s:g}s")
 
-
-def _check_owner(kind: str, name: str, found: dict | None, wanted: dict[str, str]) -> None:
-    owner = (found or {}).get(LABEL_PROFILE)
-    if owner != wanted[LABEL_PROFILE]:
-        raise NotOwned(kind, name, owner, wanted[LABEL_PROFILE])
-
-
-def _observed(row: dict) -> Observed:
-    labels = row.get("Labels") or {}
-    status = row.get("Status") or ""
-    exited = _EXITED.search(status)
-    return Observed(
-        id=row["Id"], name=(row.get("Names") or ["/?"])[0].lstrip("/"),
-        service=labels.get(LABEL_SERVICE, ""), hash=labels.get(LABEL_HASH, ""),
-        replica=int(labels.get(LABEL_REPLICA, "1") or 1),
-        state=row.get("State", ""), health=_health(status),
-        exit_code=int(exited.group(1)) if exited else None, image_id=row.get("ImageID", ""),
-        host_ports=frozenset((p.get("IP", ""), p["PublicPort"], p.get("Type", "tcp"))
-                             for p in row.get("Ports") or [] if p.get("PublicPort")),
-    )
-
-
-def container_details(info: dict) -> ContainerDetails:
-    """Docker's inspect document, reduced to what the health gate reads."""
-    state = info.get("State") or {}
-    config = info.get("Config") or {}
-    check = config.get("Healthcheck") or {}
-    last = ((state.get("Health") or {}).get("Log") or [{}])[-1]
-    return ContainerDetails(
-        id=info.get("Id", ""), running=bool(state.get("Running")), restarting=bool(state.get("Restarting")),
-        exit_code=state.get("ExitCode"), restart_count=info.get("RestartCount") or 0, user=config.get("User") or "",
-        health_test=tuple(check.get("Test") or ()),
-        health_timeout_ms=(check.get("Timeout") or DEFAULT_HEALTH_TIMEOUT_MS * _NS_PER_MS) // _NS_PER_MS,
-        last_check_exit=last.get("ExitCode"), last_check_output=last.get("Output") or "")
-
-
-def _health(status: str) -> str | None:
-    if "(healthy)" in status:
-        return "healthy"
-    if "(unhealthy)" in status:
-        return "unhealthy"
-    if "(health: starting)" in status:
-        return "starting"
-    return None
-
-
-def _port_bindings(ports: list[dict]) -> dict:
-    bindings: dict[str, list] = {}
-    for p in ports:
-        target = (p["host_ip"], p["host_port"]) if p["host_ip"] else p["host_port"]
-        bindings.setdefault(f"{p['container_port']}/{p['protocol']}", []).append(target)
-    return bindings
-
-
-def _mount(v: dict, volumes: dict[str, str]) -> Mount:
-    source = volumes[v["source"]] if v["type"] == "volume" else v["source"]
-    return Mount(target=v["target"], source=source, type=v["type"], read_only=v["read_only"])
-
-
-def _file_mounts(service: str, obj: dict) -> list[Mount]:
-    """Secrets and config files, read-only: a pinned one from the copy gen.deploy.materialize wrote, a
-    format 1 secret from its own file, as the gen that wrote the object did (formats.file_mounts)."""
-    try:
-        return [Mount(target=target, source=source, type="bind", read_only=True)
-                for target, source in formats.file_mounts(obj)]
-    except ValueError as e:
-        raise EngineError(f"service {service}", str(e)) from None
-
-
-def _restart_policy(restart: str) -> dict:
-    name, _, count = restart.partition(":")
-    policy = {"Name": name}
-    if count:
-        policy["MaximumRetryCount"] = int(count)
-    return policy
-
-
-def _healthcheck(hc: dict | None) -> dict | None:
-    if hc is None:
-        return None
-    return {"test": hc["test"], "interval": hc["interval_ms"] * _NS_PER_MS,
-            "timeout": hc["timeout_ms"] * _NS_PER_MS, "retries": hc["retries"],
-            "start_period": hc["start_period_ms"] * _NS_PER_MS}
-
-
-def _grace_seconds(ms: int) -> int:
-    # Docker's stop timeout is whole seconds; round up so a grace period is never cut short.
-    return -(-ms // 1000)

@@ -7,7 +7,10 @@ starting a container whose port another running container holds fails ("port is 
 stop and remove of an absent container are not errors; remove never removes a volume; a network with
 running containers on it cannot be removed; a manual start resets the restart count; an exit under a
 restart policy that restarts it shows as "restarting"; a paused container (pause(), done behind gen's
-back) cannot be started; create() makes a missing named volume, as Docker does.
+back) cannot be started; create() makes a missing named volume, as Docker does; a container joins
+every network of its wiring (each must exist), `network_mode: container:X` needs X (running, to
+start); a bind with create_host_path False needs its source; rename() keeps names unique. Images,
+pulls, pushes and builds: gen.engine.memoryimages.
 
 Time does not pass by itself. A container changes only when gen calls it, and once on the first
 observe() after each start, when its scripted behaviour plays out: by default it keeps running, and
@@ -26,15 +29,15 @@ containers when the transaction restores them. `calls` logs every call as (verb,
 """
 from __future__ import annotations
 
-import functools
 import hashlib
 import itertools
 import os
 import threading
 from dataclasses import dataclass, field
 
-from gen.engine.base import DEFAULT_HEALTH_TIMEOUT_MS, ContainerDetails
-from gen.errors import EngineError, ImageMissing, NotOwned
+from gen.engine.base import DEFAULT_HEALTH_TIMEOUT_MS, ContainerDetails, Wiring
+from gen.engine.memoryimages import MemoryImages, logged
+from gen.errors import EngineError, NotOwned
 from gen.model import formats
 from gen.model.naming import LABEL_HASH, LABEL_PROFILE, LABEL_REPLICA, LABEL_SERVICE, container_labels
 from gen.model.plan import Observed
@@ -52,6 +55,7 @@ class Script:
     probe: int | str | None = None    # gen's early probes: an exit code, "hang", or None (0 iff health is healthy)
     fail_create: str | None = None    # create() raises EngineError with this reason
     fail_start: str | None = None     # start() raises EngineError with this reason
+    fail_build: str | None = None     # keyed by tag: build_image() fails at the first RUN step with this reason
     logs: str = ""                    # what the container prints each time it starts
 
 
@@ -61,7 +65,8 @@ class Container:
     name: str
     labels: dict[str, str]
     obj: ServiceObject
-    network: str
+    networks: dict[str, list[str]]      # engine network name -> aliases
+    network_mode: str | None
     volumes: dict[str, str]             # spec volume name -> engine volume name
     state: str = "created"              # created | running | restarting | paused | exited | dead
     health: str | None = None           # while running with a healthcheck: starting | healthy | unhealthy
@@ -78,32 +83,25 @@ class Container:
         return bool(hc) and hc["test"] != ["NONE"]
 
     def publishes(self) -> frozenset:
-        return frozenset((p["host_ip"] or "0.0.0.0", p["host_port"], p["protocol"]) for p in self.obj["ports"])
+        return frozenset((p["host_ip"] or "0.0.0.0", p["host_port"], p["protocol"])     # host mode: Docker ignores them
+                         for p in self.obj["ports"] if self.network_mode != "host")
 
 
 def _clash(a: tuple, b: tuple) -> bool:
-    return a[1:] == b[1:] and (a[0] == b[0] or a[0] in _ANY_IP or b[0] in _ANY_IP)
+    """Two bindings of one host port (port 0: an ephemeral port the engine picks, which never clashes)."""
+    return a[1] != 0 and a[1:] == b[1:] and (a[0] == b[0] or a[0] in _ANY_IP or b[0] in _ANY_IP)
 
 
-def _logged(fn):
-    """Log the call as (verb, args) and hold the engine's lock while it runs."""
-    @functools.wraps(fn)
-    def inner(self, *args, **kwargs):
-        with self._lock:
-            self.calls.append((fn.__name__, args + tuple(kwargs.values())))
-            return fn(self, *args, **kwargs)
-    return inner
-
-
-class MemoryEngine:
+class MemoryEngine(MemoryImages):
     """One simulated engine (implements gen.engine.base.Engine). Its state is public for tests:
-    images (id set), tags (ref -> id), containers (id -> Container), networks and volumes (name -> labels)."""
+    images (id set), tags (ref -> id) and the rest of MemoryImages, containers (id -> Container),
+    networks and volumes (name -> labels), network_defs (name -> the definition it was created with)."""
 
     def __init__(self, images: dict[str, str] | None = None):
-        self.tags: dict[str, str] = dict(images or {})
-        self.images: set[str] = set(self.tags.values())
+        super().__init__(images)
         self.containers: dict[str, Container] = {}
         self.networks: dict[str, dict[str, str]] = {}
+        self.network_defs: dict[str, dict] = {}
         self.volumes: dict[str, dict[str, str]] = {}
         self.calls: list[tuple[str, tuple]] = []
         self.scripts: dict[str, Script] = {}
@@ -127,37 +125,8 @@ class MemoryEngine:
             raise EngineError(f"container {cid[:12]}", f"No such container: {cid}")
         return self.containers[cid]
 
-    # -- images ---------------------------------------------------------------------------------
-    @_logged
-    def image_id(self, ref: str, subject: str) -> str:
-        if ref in self.images:
-            return ref
-        if ref in self.tags:
-            return self.tags[ref]
-        raise ImageMissing(subject, ref)
-
-    @_logged
-    def pin_image(self, image_id: str, repo: str, tag: str) -> None:
-        if image_id not in self.images:
-            raise ImageMissing(f"image pin {repo}:{tag}", image_id)
-        self.tags[f"{repo}:{tag}"] = image_id
-
-    @_logged
-    def unpin_image(self, ref: str) -> bool:
-        """Drop the tag; like Docker, the image goes with its last tag unless a container uses it."""
-        image = self.tags.pop(ref, None)
-        if image is None or image in self.tags.values() or any(
-                c.obj["image_id"] == image for c in self.containers.values()):
-            return False
-        self.images.discard(image)
-        return True
-
-    @_logged
-    def pinned_images(self, repo_prefix: str) -> list[tuple[str, str]]:
-        return sorted((ref, i) for ref, i in self.tags.items() if ref.startswith(repo_prefix))
-
     # -- observation ----------------------------------------------------------------------------
-    @_logged
+    @logged
     def observe(self, profile: str) -> list[Observed]:
         """Every container labelled with this profile, newest first; fresh ones play out their script."""
         for c in self.containers.values():
@@ -183,7 +152,7 @@ class MemoryEngine:
         elif c.checked and s.health != "starting":
             c.health, c.last_check = s.health, 0 if s.health == "healthy" else 1
 
-    @_logged
+    @logged
     def inspect(self, cid: str) -> ContainerDetails:
         c = self._get(cid)
         hc = c.obj["healthcheck"] or {}
@@ -192,20 +161,26 @@ class MemoryEngine:
             restart_count=c.restart_count, user=c.obj["user"] or "", health_test=tuple(hc.get("test") or ()),
             health_timeout_ms=hc.get("timeout_ms", DEFAULT_HEALTH_TIMEOUT_MS), last_check_exit=c.last_check)
 
-    @_logged
+    @logged
     def logs(self, cid: str, tail: int = 10) -> str:
         return "".join(line + "\n" for line in self._get(cid).log[-tail:])
 
     # -- networks and volumes -------------------------------------------------------------------
-    @_logged
-    def ensure_network(self, name: str, labels: dict[str, str]) -> bool:
+    @logged
+    def ensure_network(self, name: str, labels: dict[str, str], definition: dict | None = None,
+                       external: bool = False) -> bool:
         if name in self.networks:
-            _check_owner("network", name, self.networks[name], labels)
+            if not external:
+                _check_owner("network", name, self.networks[name], labels)
             return False
-        self.networks[name] = dict(labels)
+        if external:
+            raise EngineError(f"network {name}", "is declared external but does not exist "
+                              f"(create it first: docker network create {name})")
+        self.networks[name] = {**(definition or {}).get("labels", {}), **labels}
+        self.network_defs[name] = dict(definition or {})
         return True
 
-    @_logged
+    @logged
     def ensure_volume(self, name: str, labels: dict[str, str], external: bool = False) -> None:
         if name not in self.volumes:
             if external:
@@ -214,32 +189,26 @@ class MemoryEngine:
         elif not external:
             _check_owner("volume", name, self.volumes[name], labels)
 
-    @_logged
+    @logged
     def remove_network(self, name: str) -> None:
-        users = [c.name for c in self.containers.values() if c.network == name and c.state == "running"]
+        users = [c.name for c in self.containers.values() if name in c.networks and c.state == "running"]
         if users:
             raise EngineError(f"network {name}", f"error while removing network: network {name} has active endpoints")
         self.networks.pop(name, None)
 
     # -- containers -----------------------------------------------------------------------------
-    @_logged
+    @logged
     def create(self, profile: str, service: str, obj: ServiceObject, h: str, manifest: str, replica: int,
-               name: str, network: str, volumes: dict[str, str]) -> str:
+               name: str, wiring: Wiring) -> str:
         subject, s = f"service {service}", self._script_for(service, obj)
         if s.fail_create:
             raise EngineError(subject, s.fail_create)
         if obj["image_id"] not in self.images:
             raise EngineError(subject, f"No such image: {obj['image_id']}")
-        if network not in self.networks:
-            raise EngineError(subject, f"network {network} not found")
-        taken = next((c for c in self.containers.values() if c.name == name), None)
-        if taken:
-            raise EngineError(subject, f'Conflict. The container name "/{name}" is already in use by container '
-                                       f'"{taken.id}". You have to remove (or rename) that container to be able '
-                                       'to reuse that name.')
+        self._check_wiring(subject, wiring)
+        self._check_name(subject, name)
         for m in obj["volumes"]:
-            if m["type"] == "volume":
-                self.volumes.setdefault(volumes[m["source"]], {})    # Docker creates a missing named volume
+            self._check_mount(subject, m, wiring)
         try:
             for _, source in formats.file_mounts(obj):
                 if not os.path.isfile(source):          # as Docker: a bind's source must exist
@@ -249,10 +218,47 @@ class MemoryEngine:
             raise EngineError(subject, str(e)) from None
         cid = hashlib.sha256(f"{next(self._ids)}:{name}".encode()).hexdigest()
         labels = {**obj["labels"], **container_labels(profile, service, h, manifest, replica)}
-        self.containers[cid] = Container(cid, name, labels, obj, network, dict(volumes))
+        networks = {} if wiring.network_mode else {n: list(a) for n, a in wiring.networks.items()}
+        self.containers[cid] = Container(cid, name, labels, obj, networks, wiring.network_mode, dict(wiring.volumes))
         return cid
 
-    @_logged
+    def _check_wiring(self, subject: str, wiring: Wiring) -> None:
+        mode = wiring.network_mode or ""
+        if mode.startswith("container:") and self._find(mode.partition(":")[2]) is None:
+            raise EngineError(subject, f"No such container: {mode.partition(':')[2]}")
+        for network in [] if mode else wiring.networks:
+            if network not in self.networks:
+                raise EngineError(subject, f"network {network} not found")
+
+    def _check_name(self, subject: str, name: str) -> None:
+        taken = self._find(name)
+        if taken:
+            raise EngineError(subject, f'Conflict. The container name "/{name}" is already in use by container '
+                                       f'"{taken.id}". You have to remove (or rename) that container to be able '
+                                       'to reuse that name.')
+
+    def _check_mount(self, subject: str, m: dict, wiring: Wiring) -> None:
+        if m["type"] == "volume":               # Docker creates a missing volume, named or anonymous
+            volume = wiring.volumes.get(m["source"]) if m["source"] else wiring.anonymous.get(m["target"])
+            if not volume:
+                raise EngineError(subject, f"volume for {m['target']} is not wired to an engine volume")
+            self.volumes.setdefault(volume, {})
+        elif m["type"] == "bind" and m.get("create_host_path") is False and not os.path.exists(m["source"]):
+            raise EngineError(subject, f"invalid mount config for type \"bind\": bind source path does not "
+                                       f"exist: {m['source']}")
+
+    def _find(self, name_or_id: str) -> Container | None:
+        return next((c for c in self.containers.values() if name_or_id in (c.name, c.id)), None)
+
+    @logged
+    def rename(self, cid: str, name: str) -> None:
+        c = self._get(cid)
+        if c.name == name:
+            raise EngineError(f"container {name}", "Renaming a container with the same name as its current name")
+        self._check_name(f"container {name}", name)
+        c.name = name
+
+    @logged
     def start(self, cid: str) -> None:
         c = self._get(cid)
         if c.state == "running":
@@ -263,8 +269,12 @@ class MemoryEngine:
         s = self._script(c)
         if s.fail_start:
             raise EngineError(f"container {cid[:12]}", s.fail_start)
-        if c.network not in self.networks:
-            raise EngineError(f"container {cid[:12]}", f"network {c.network} not found")
+        missing = [n for n in c.networks if n not in self.networks]
+        if missing:
+            raise EngineError(f"container {cid[:12]}", f"network {missing[0]} not found")
+        owner = (c.network_mode or "").partition("container:")[2]
+        if owner and getattr(self._find(owner), "state", None) != "running":
+            raise EngineError(f"container {cid[:12]}", f"cannot join network of a non running container: {owner}")
         wanted = c.publishes()
         for other in self.containers.values():
             held = [p for p in other.host_ports for w in wanted if _clash(p, w)] if other is not c else []
@@ -276,13 +286,13 @@ class MemoryEngine:
         c.health = "starting" if c.checked else None
         c.log.extend(s.logs.splitlines())
 
-    @_logged
+    @logged
     def stop(self, cid: str, grace_ms: int | None) -> None:
         c = self.containers.get(cid)
         if c is not None and c.state in ("running", "restarting", "paused"):
             c.state, c.exit_code, c.host_ports, c.health, c.fresh = "exited", 0, frozenset(), None, False
 
-    @_logged
+    @logged
     def remove(self, cid: str) -> None:
         """Forced, like DockerEngine.remove: a running container is killed first. Volumes stay."""
         self.containers.pop(cid, None)
@@ -294,7 +304,7 @@ class MemoryEngine:
             c.state = "paused"
 
     # -- early health probes --------------------------------------------------------------------
-    @_logged
+    @logged
     def probe_start(self, cid: str, argv: list[str], user: str) -> str:
         """Runs nothing: the probe's result is the container's scripted one (see Script.probe)."""
         c = self._get(cid)
@@ -306,7 +316,7 @@ class MemoryEngine:
         self._probes[probe_id] = None if code == "hang" else code
         return probe_id
 
-    @_logged
+    @logged
     def probe_result(self, probe_id: str) -> int | None:
         if probe_id not in self._probes:
             raise EngineError(f"health probe {probe_id[:12]}", f"No such exec instance: {probe_id}")

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Callable, NamedTuple
 
 from gen.errors import SpecError
+from gen.model.naming import DEFAULT_NETWORK
 from gen.model.types import MANIFEST_FORMAT, SERVICE_FORMAT, Manifest, ServiceObject, ServiceSpec, Spec
 from store import digest, encode, hash_value
 
@@ -64,6 +65,8 @@ ResolveImage = Callable[[ImageRequest], "ResolvedImage | str"]   # a bare str is
 # Keys of a format 3 service object (and of its mounts); each present only when not its default.
 FORMAT_3_KEYS = ("options", "container_name", "networks", "network_mode", "conditions", "job", "image_digest")
 MOUNT_3_KEYS = ("create_host_path", "nocopy", "propagation", "tmpfs_size", "tmpfs_mode")
+HEALTHCHECK_3_KEYS = ("start_interval_ms",)
+ONLY_DEFAULT = {DEFAULT_NETWORK: {}}     # the networks of a deployment (and of a service) before format 3
 
 SECRETS_DIR = "/run/secrets"        # where a service's secrets appear inside its containers
 OWNER_ONLY, EVERYONE = 0o400, 0o444
@@ -99,16 +102,31 @@ def compile_spec(spec: Spec, profile: str, resolve_image: ResolveImage,
         data = encode(obj)
         h = digest(data)
         services[name], encoded[h] = (h, obj), data
+    networks = manifest_networks(spec)
     manifest = {
         "kind": "manifest",
-        "format": 1,        # 2 only with networks beyond the default one (gen.model.types)
+        "format": 1 if networks == ONLY_DEFAULT else MANIFEST_FORMAT,   # see gen.model.types
         "profile": profile,
         "services": {name: h for name, (h, _) in services.items()},
         "volumes": {name: dict(opts) for name, opts in sorted(spec.volumes.items())},
-        "networks": {"default": {}},
+        "networks": networks,
     }
     materials = {p.object: p.data for p in pinned.values()}
     return Compiled(hash_value(manifest), manifest, services, encoded, materials, state_dir)
+
+
+def manifest_networks(spec: Spec) -> dict[str, dict]:
+    """The deployment's networks: {"default": {}} exactly as before format 3 when no network is declared
+    and every service is on the default one (so such a manifest keeps its format 1 and its hash);
+    otherwise the declared ones, plus "default" when a service is on it."""
+    used = {net for svc in spec.services.values() if "network_mode" not in svc
+            for net in svc.get("networks", ONLY_DEFAULT)}
+    if not spec.networks and used <= {DEFAULT_NETWORK}:
+        return {DEFAULT_NETWORK: {}}
+    networks = {name: dict(definition) for name, definition in sorted(spec.networks.items())}
+    if DEFAULT_NETWORK in used:
+        networks.setdefault(DEFAULT_NETWORK, {})
+    return dict(sorted(networks.items()))
 
 
 def _pin_used(spec: Spec, pin_file: PinFile) -> dict[tuple[str, str], Pinned]:
@@ -133,13 +151,23 @@ def service_object(svc: ServiceSpec, pinned: dict[tuple[str, str], Pinned],
            "secrets": secrets, "configs": configs, "image_id": image.id}
     if image.digest:
         obj["image_digest"] = image.digest
-    if any(key in obj for key in FORMAT_3_KEYS) or any(key in m for m in obj["volumes"] for key in MOUNT_3_KEYS):
+    for key in FORMAT_3_KEYS:       # a default written out would change the hash of an unchanged object
+        if key in obj and obj[key] in (None, "", False, {}, [], ONLY_DEFAULT):
+            del obj[key]
+    if _needs_format_3(obj):
         obj["format"] = SERVICE_FORMAT
     elif secrets or configs:
         obj["format"] = 2
     else:
         del obj["configs"]
     return obj      # type: ignore[return-value]
+
+
+def _needs_format_3(obj: dict) -> bool:
+    return (any(key in obj for key in FORMAT_3_KEYS)
+            or any(key in m for m in obj["volumes"] for key in MOUNT_3_KEYS)
+            or any(m["type"] == "tmpfs" or m["type"] == "volume" and not m["source"] for m in obj["volumes"])
+            or any(key in (obj["healthcheck"] or {}) for key in HEALTHCHECK_3_KEYS))
 
 
 def _secret_ref(name: str, p: Pinned, user: str | None) -> dict:

@@ -9,14 +9,14 @@ described in gen.model.types.
 """
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 
 from gen.errors import CorruptState, UnknownFormat
+from gen.model.shapes import (HEALTHCHECK_3, MANIFEST_KEYS, MOUNT_3, NETWORK_DEF, SERVICE_ADDED_3, STRING_MAP,
+                              STRINGS, Check, dict_of, is_hash, is_int, is_str, list_of, optional, table)
 from gen.model.types import FORMATS, ConfigObject, GenerationRecord, Journal, Manifest, SecretObject, ServiceObject
 
 KNOWN: dict[str, tuple[int, ...]] = {kind: tuple(range(1, newest + 1)) for kind, newest in FORMATS.items()}
-HASH_RE = re.compile(r"[0-9a-f]{64}")      # store.objects.HASH_RE, without importing the store (`gen list` stays fast)
 
 # Keys service objects gained without a format change (history of gen/compile.py and the spec's
 # fields: `secrets` in 25a8b54, as {name, file, digest} in efbdaad; `labels`, `user`, `working_dir` in
@@ -25,70 +25,45 @@ HASH_RE = re.compile(r"[0-9a-f]{64}")      # store.objects.HASH_RE, without impo
 SERVICE_ADDED: dict[str, Callable[[], object]] = {
     "secrets": list, "labels": dict, "user": lambda: None, "working_dir": lambda: None}
 
-Check = Callable[[object], bool]
-
 
 # -- shapes ----------------------------------------------------------------------------------------
-def _str(v) -> bool:
-    return isinstance(v, str)
-
-
-def _int(v, low: int = 0) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool) and v >= low
-
-
-def _hash(v) -> bool:
-    return isinstance(v, str) and HASH_RE.fullmatch(v) is not None
-
-
-def _optional(check: Check) -> Check:
-    return lambda v: v is None or check(v)
-
-
-def _list_of(check: Check) -> Check:
-    return lambda v: isinstance(v, list) and all(check(x) for x in v)
-
-
-def _dict_of(check: Check) -> Check:
-    return lambda v: isinstance(v, dict) and all(isinstance(k, str) and check(x) for k, x in v.items())
-
-
-def _table(shape: dict[str, Check]) -> Check:
-    return lambda v: isinstance(v, dict) and all(k in v and check(v[k]) for k, check in shape.items())
-
-
-_PORT = _table({"host_ip": _str, "host_port": _int, "container_port": _int, "protocol": _str})
-_MOUNT = _table({"type": _str, "source": _str, "target": _str, "read_only": lambda v: isinstance(v, bool)})
-_HEALTHCHECK = _table({"test": _list_of(_str), "interval_ms": _int, "timeout_ms": _int, "retries": _int,
-                       "start_period_ms": _int})
-_SECRET = _table({"name": _str, "file": _str, "digest": _str})
-_PINNED = _table({"name": _str, "target": _str, "object": _hash, "uid": _int, "gid": _int,
-                  "mode": lambda v: _int(v) and v <= 0o7777})
-_ARGV = _optional(_list_of(_str))
+_PORT = table({"host_ip": is_str, "host_port": is_int, "container_port": is_int, "protocol": is_str})
+_MOUNT = table({"type": is_str, "source": is_str, "target": is_str, "read_only": lambda v: isinstance(v, bool)})
+_HEALTHCHECK = table({"test": STRINGS, "interval_ms": is_int, "timeout_ms": is_int, "retries": is_int,
+                      "start_period_ms": is_int})
+_SECRET = table({"name": is_str, "file": is_str, "digest": is_str})
+_PINNED = table({"name": is_str, "target": is_str, "object": is_hash, "uid": is_int, "gid": is_int,
+                 "mode": lambda v: is_int(v) and v <= 0o7777})
+_ARGV = optional(STRINGS)
 
 SERVICE_SHAPE: dict[str, Check] = {
-    "name": _str, "image": _str, "image_id": _str, "command": _ARGV, "entrypoint": _ARGV,
-    "env": _dict_of(_str), "ports": _list_of(_PORT), "volumes": _list_of(_MOUNT), "depends_on": _list_of(_str),
-    "replicas": lambda v: _int(v, 1), "update": lambda v: v in ("start-first", "stop-first"),
-    "stop_grace_ms": _int, "restart": _str, "healthcheck": _optional(_HEALTHCHECK),
-    "secrets": _list_of(_SECRET), "labels": _dict_of(_str), "user": _optional(_str), "working_dir": _optional(_str),
+    "name": is_str, "image": is_str, "image_id": is_str, "command": _ARGV, "entrypoint": _ARGV,
+    "env": STRING_MAP, "ports": list_of(_PORT), "volumes": list_of(_MOUNT), "depends_on": STRINGS,
+    "replicas": lambda v: is_int(v, 1), "update": lambda v: v in ("start-first", "stop-first"),
+    "stop_grace_ms": is_int, "restart": is_str, "healthcheck": optional(_HEALTHCHECK),
+    "secrets": list_of(_SECRET), "labels": STRING_MAP, "user": optional(is_str), "working_dir": optional(is_str),
 }
 # Format 2 pins its secrets and config files (gen.model.types).
-SERVICE_SHAPE_2: dict[str, Check] = {**SERVICE_SHAPE, "secrets": _list_of(_PINNED), "configs": _list_of(_PINNED)}
-SECRET_SHAPE: dict[str, Check] = {"cipher": _str, "nonce": lambda v: isinstance(v, bytes),
+SERVICE_SHAPE_2: dict[str, Check] = {**SERVICE_SHAPE, "secrets": list_of(_PINNED), "configs": list_of(_PINNED)}
+# Format 3: mount and healthcheck options, and the keys of SERVICE_ADDED_3 where present; nothing else.
+SERVICE_SHAPE_3: dict[str, Check] = {**SERVICE_SHAPE_2, "volumes": list_of(MOUNT_3),
+                                     "healthcheck": optional(HEALTHCHECK_3)}
+SERVICE_KEYS_3 = frozenset(SERVICE_SHAPE_3) | {"kind", "format"} | frozenset(SERVICE_ADDED_3)
+SECRET_SHAPE: dict[str, Check] = {"cipher": is_str, "nonce": lambda v: isinstance(v, bytes),
                                   "sealed": lambda v: isinstance(v, bytes)}
 CONFIG_SHAPE: dict[str, Check] = {"data": lambda v: isinstance(v, bytes)}
 MANIFEST_SHAPE: dict[str, Check] = {
-    "profile": _str, "services": _dict_of(_hash), "volumes": _dict_of(lambda v: isinstance(v, dict)),
-    "networks": _dict_of(lambda v: isinstance(v, dict)),
+    "profile": is_str, "services": dict_of(is_hash), "volumes": dict_of(lambda v: isinstance(v, dict)),
+    "networks": dict_of(lambda v: isinstance(v, dict)),
 }
+MANIFEST_SHAPE_2: dict[str, Check] = {**MANIFEST_SHAPE, "networks": dict_of(NETWORK_DEF)}
 RECORD_SHAPE: dict[str, Check] = {
-    "generation": lambda v: _int(v, 1), "manifest": _hash, "created": _str, "services": _int,
-    "source": _optional(_hash),
+    "generation": lambda v: is_int(v, 1), "manifest": is_hash, "created": is_str, "services": is_int,
+    "source": optional(is_hash),
 }
 JOURNAL_SHAPE: dict[str, Check] = {
-    "pid": _optional(_int), "kind": _str, "from": _optional(_int), "to": _optional(_str),
-    "to_generation": _optional(_int), "started": _optional(lambda v: _int(v) or isinstance(v, float)),
+    "pid": optional(is_int), "kind": is_str, "from": optional(is_int), "to": optional(is_str),
+    "to_generation": optional(is_int), "started": optional(lambda v: is_int(v) or isinstance(v, float)),
 }
 
 
@@ -111,6 +86,16 @@ def _checked(value: dict, shape: dict[str, Check], kind: str, where: str, exit_c
             raise CorruptState(where, f"{kind} has an unexpected {key!r}: {_shown(value[key])}", exit_code=exit_code)
 
 
+def _checked_added(value: dict, added: dict[str, Check], known: frozenset, kind: str, where: str) -> None:
+    """Optional keys checked where present; a key this gen does not know is refused, never dropped."""
+    unknown = sorted(set(value) - known)
+    if unknown:
+        raise CorruptState(where, f"{kind} has a key this gen does not know: {unknown[0]!r} (written by a newer gen?)")
+    for key, check in added.items():
+        if key in value and not check(value[key]):
+            raise CorruptState(where, f"{kind} has an unexpected {key!r}: {_shown(value[key])}")
+
+
 def _shown(value: object) -> str:
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
@@ -127,9 +112,12 @@ def service_object(value: object, where: str) -> ServiceObject:
     Format 1 has no `configs` (read it as obj.get("configs", []): an object of today that pins nothing
     is format 1 and must hash as it was written); its secrets stay SecretRef, bind-mounted from their
     file as the gen that wrote them did."""
-    if check_format(value, "service", where) == 2:
+    found = check_format(value, "service", where)
+    if found >= 2:
         _kind(value, "service", where)
-        _checked(value, SERVICE_SHAPE_2, "service object", where)
+        _checked(value, SERVICE_SHAPE_2 if found == 2 else SERVICE_SHAPE_3, "service object", where)
+        if found == 3:
+            _checked_added(value, SERVICE_ADDED_3, SERVICE_KEYS_3, "service object", where)
         return value    # type: ignore[return-value]
     _kind(value, "service", where)
     upgraded = {**{k: make() for k, make in SERVICE_ADDED.items() if k not in value}, **value}
@@ -168,7 +156,12 @@ def config_object(value: object, where: str) -> ConfigObject:
 
 
 def manifest(value: object, where: str) -> Manifest:
-    return _plain(value, "manifest", MANIFEST_SHAPE, "manifest", where)      # type: ignore[return-value]
+    """Format 2 differs from 1 only in its networks (any declared ones, not just the default)."""
+    if check_format(value, "manifest", where) == 1:
+        return _plain(value, "manifest", MANIFEST_SHAPE, "manifest", where)      # type: ignore[return-value]
+    checked = _plain(value, "manifest", MANIFEST_SHAPE_2, "manifest", where)
+    _checked_added(checked, {}, frozenset(MANIFEST_KEYS), "manifest", where)
+    return checked      # type: ignore[return-value]
 
 
 def _plain(value: object, kind: str, shape: dict, what: str, where: str) -> object:
@@ -184,7 +177,7 @@ def source(value: object, where: str) -> dict:
     check_format(value, "source", where)
     _kind(value, "source", where)
     upgraded = {"path": None, **value}
-    _checked(upgraded, {"path": _optional(_str), "text": _str}, "spec source", where)
+    _checked(upgraded, {"path": optional(is_str), "text": is_str}, "spec source", where)
     return upgraded
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from gen.model.naming import container_name
+from gen.model.containers import Claim, creation_name, final_name, gen_names, naming_keys, network_peer, pick
 from gen.model.graph import start_order
 from gen.model.ports import host_ports, ports_clash
 
@@ -59,6 +59,8 @@ class Step:
     stop_before: tuple[str, ...] = ()   # old containers stopped before the new ones start
     quiesce: tuple[str, ...] = ()       # leftovers (not running, not exited) stopped first, never restarted by an undo
     remove_after: tuple[str, ...] = ()  # old containers removed once the generation is committed
+    claims: tuple[Claim, ...] = ()      # names to take (container_name, or a name a recreated container needs)
+    kept: tuple[str, ...] = ()          # its containers that stay (the desired hash), by replica
 
 
 @dataclass(frozen=True)
@@ -77,10 +79,10 @@ class Plan:
         return next(s for s in self.steps if s.service == service)
 
     def by_level(self) -> list[list[Step]]:
-        """Steps that start something, grouped by dependency level (empty levels dropped)."""
+        """Steps that start or rename something, grouped by dependency level (empty levels dropped)."""
         groups: list[list[Step]] = []
         for level in self.levels:
-            group = [self.step(name) for name in level if self.step(name).create or self.step(name).start]
+            group = [step for name in level if (step := self.step(name)).create or step.start or step.claims]
             if group:
                 groups.append(group)
         return groups
@@ -90,25 +92,47 @@ class Plan:
         return tuple(cid for s in self.steps for cid in s.remove_after)
 
 
+@dataclass(frozen=True)
+class _Context:
+    """What one service's step needs to know beyond its own containers."""
+    profile: str
+    keys: dict[str, str]                # naming keys (gen.model.containers)
+    by_name: dict[str, Observed]        # every container of the profile, by its name
+    known: dict[str, dict]
+    peer: Step | None                   # the step of the service whose network stack it shares
+    peer_named: bool                    # a service with container_name shares this one's network stack
+
+
 def plan(profile: str, services: dict[str, tuple[str, dict]], observed: list[Observed],
          known: dict[str, dict] | None = None) -> Plan:
     """services: service name -> (object hash, service object); observed: the profile's containers;
     known: service objects by hash for old containers, only used to explain what changed."""
-    levels = tuple(tuple(level) for level in start_order({n: obj for n, (_, obj) in services.items()}))
+    levels = tuple(tuple(level) for level in start_order(_with_peers_as_dependencies(services)))
     level_of = {name: i for i, level in enumerate(levels) for name in level}
     by_service: dict[str, list[Observed]] = {}
     for c in observed:
         by_service.setdefault(c.service, []).append(c)
-
-    steps = [_service_step(profile, name, h, obj, by_service.get(name, []), level_of[name],
-                           known or {})
-             for name, (h, obj) in sorted(services.items())]
+    keys = naming_keys(services)
+    by_name = {c.name: c for c in observed}
+    shared_by_named = {network_peer(obj) for _, obj in services.values() if obj.get("container_name")}
+    made: dict[str, Step] = {}
+    for name in (name for level in levels for name in level):     # a peer's step before its dependents'
+        h, obj = services[name]
+        ctx = _Context(profile, keys, by_name, known or {}, made.get(network_peer(obj) or ""), name in shared_by_named)
+        made[name] = _service_step(name, h, obj, by_service.get(name, []), level_of[name], ctx)
+    steps = [made[name] for name in sorted(made)]
     steps += [_removal_step(name, cs) for name, cs in sorted(by_service.items()) if name not in services]
     steps = _stop_conflicting_old(steps, services, observed)
     grace = {c.id: known[c.hash]["stop_grace_ms"] for c in observed if known and c.hash in known}
     starting = {s.service for s in steps if s.create or s.start}
     notes = tuple(note for name in sorted(starting) for note in host_control_notes(name, services[name][1]))
     return Plan(profile=profile, steps=tuple(steps), levels=levels, grace_ms=grace, notes=notes)
+
+
+def _with_peers_as_dependencies(services: dict[str, tuple[str, dict]]) -> dict[str, dict]:
+    """Services as the start order sees them: one sharing NAME's network stack starts after NAME."""
+    return {name: {**obj, "depends_on": [*obj["depends_on"], *([peer] if (peer := network_peer(obj)) else [])]}
+            for name, (_, obj) in services.items()}
 
 
 # Host paths whose mount hands a container control of the host (or its secrets). Real Compose files
@@ -135,23 +159,64 @@ def host_control_notes(service: str, obj: dict) -> list[str]:
     return notes
 
 
-def _service_step(profile: str, name: str, h: str, obj: dict, existing: list[Observed], level: int,
-                  known: dict[str, dict]) -> Step:
-    wanted = {container_name(profile, name, h, i, obj["replicas"]): i for i in range(1, obj["replicas"] + 1)}
-    current = {c.name: c for c in existing if c.hash == h and c.name in wanted and _same_image(c, obj)}
-    stale = [c for c in existing if c.name not in current]
-    missing = [NewContainer(n, name, h, i) for n, i in wanted.items() if n not in current]
-    stopped = [c for c in current.values() if not c.running]
-    if not missing and not stopped and not stale:
-        return Step(name, "keep", "unchanged", level)
-    changed = any(c.hash != h for c in stale)
-    action = "create" if not existing else ("replace" if changed else "repair")
-    reason = _why(existing, h, obj, missing, stopped, stale, known) + _order_note(obj, stale)
-    return Step(name, action, reason, level,
-                strategy=obj["update"], create=tuple(missing), start=tuple(sorted(c.id for c in stopped)),
-                stop_before=tuple(sorted(c.id for c in stale if c.running)) if obj["update"] == "stop-first" else (),
-                quiesce=_leftovers(stale),
-                remove_after=tuple(sorted(c.id for c in stale)))
+def _service_step(name: str, h: str, obj: dict, existing: list[Observed], level: int, ctx: _Context) -> Step:
+    own = gen_names(ctx.profile, name, h, obj, ctx.keys)
+    chosen = {i: c for i, n in own.items() if (c := pick(existing, h, obj, i, n)) is not None}
+    chosen, restart, peer_note = _follow_peer(chosen, ctx.peer)
+    peer_note = peer_note if existing else ""
+    job = bool(obj.get("job"))
+    done = {c.id for c in chosen.values() if job and c.state == "exited" and c.exit_code == 0}
+    # A job runs to its end: one not done (failed, never started, or still running) is started and waited for.
+    to_start = [c for c in chosen.values() if c.id not in done and (job or not c.running)]
+    stale = [c for c in existing if c not in chosen.values()]
+    create, claims = [], []
+    for i in sorted(own.keys() - chosen.keys()):
+        final = final_name(obj, own[i])
+        create.append(NewContainer(creation_name(own[i], final, ctx.by_name.keys()), name, h, i))
+        if create[-1].name != final:
+            claims.append(Claim(final, create[-1].name, create[-1].name, _holder(ctx.by_name, final)))
+    claims += [Claim(final, c.id, c.name, _holder(ctx.by_name, final)) for i, c in sorted(chosen.items())
+               if c.name != (final := final_name(obj, own[i]))]
+    kept = tuple(c.id for _, c in sorted(chosen.items()))
+    if not create and not to_start and not stale and not claims and not restart:
+        return Step(name, "keep", "completed" if done else "unchanged", level, kept=kept)
+    strategy = "stop-first" if obj.get("container_name") or ctx.peer_named else obj["update"]
+    holders = [c for c in ctx.by_name.values() if c.id in {claim.holder for claim in claims}] if claims else []
+    stopping = [] if job else [c for c in stale if c.running and strategy == "stop-first"]
+    replaced = any(c.hash != h for c in stale) or bool(peer_note and stale)
+    action = "create" if not existing else ("replace" if replaced else "repair")
+    reason = (peer_note or _why(existing, h, obj, create, to_start, stale, ctx.known)) \
+        + _claims_note(claims) + _order_note(obj, stale, strategy, ctx.peer_named)
+    return Step(name, action, reason, level, strategy=strategy, create=tuple(create),
+                start=tuple(sorted({c.id for c in to_start} | set(restart))),
+                stop_before=tuple(sorted({c.id for c in [*stopping, *holders] if c.running} | set(restart))),
+                quiesce=_leftovers([*stale, *holders]), remove_after=tuple(sorted(c.id for c in stale)),
+                claims=tuple(claims), kept=kept)
+
+
+def _follow_peer(chosen: dict[int, Observed], peer: Step | None) -> tuple[dict, tuple[str, ...], str]:
+    """A container joins its peer's container by id (network_mode service:NAME): when that container is
+    recreated, the joined one is recreated too; when it restarts (a new network namespace), the joined
+    one restarts after it. Returns (its containers that stay, ids to restart, why)."""
+    if peer is None:
+        return chosen, (), ""
+    if any(c.replica == 1 for c in peer.create):
+        return {}, (), f"shares the network stack of {peer.service}, whose container is new"
+    if peer.kept and peer.kept[0] in peer.start:
+        running = tuple(sorted(c.id for c in chosen.values() if c.running))
+        return chosen, running, f"shares the network stack of {peer.service}, which restarts" if running else ""
+    return chosen, (), ""
+
+
+def _holder(by_name: dict[str, Observed], name: str) -> str:
+    return by_name[name].id if name in by_name else ""
+
+
+def _claims_note(claims: list[Claim]) -> str:
+    renamed = [c.name for c in claims if c.claimant != c.was]      # an existing container (not a new one)
+    if not renamed:
+        return ""
+    return f"; container must hold its name {', '.join(renamed)}"
 
 
 def _leftovers(stale: list[Observed]) -> tuple[str, ...]:
@@ -159,28 +224,36 @@ def _leftovers(stale: list[Observed]) -> tuple[str, ...]:
     that a killed gen sent is still carried out by Docker, and such a container would take the ports or
     the volume of what is being started. They are stopped first whatever the update order (Docker runs
     the stop after the pending start), and an undo does not start them again: they were not running."""
-    return tuple(sorted(c.id for c in stale if not c.running and c.state not in ("exited", "dead")))
+    return tuple(sorted({c.id for c in stale if not c.running and c.state not in ("exited", "dead")}))
 
 
-def _order_note(obj: dict, stale: list[Observed]) -> str:
+def _order_note(obj: dict, stale: list[Observed], strategy: str, peer_named: bool) -> str:
     """Why the update order matters here, when an old container runs next to the new: a service that
     writes a volume or a bind is replaced stop-first (two writers on one data directory corrupt it),
-    unless the spec asked for start-first, which the plan then says."""
-    if not any(c.running for c in stale) or not any(not m["read_only"] for m in obj["volumes"]):
+    unless the spec asked for start-first, which the plan then says. A container_name cannot be held
+    by old and new at once; a service whose network stack a named one shares is replaced stop-first
+    too, so that after a kill the named one is never left joined to a container being removed."""
+    if not any(c.running for c in stale):
         return ""
-    if obj["update"] == "stop-first":
+    if obj.get("container_name"):
+        return f"; stop-first: old and new cannot both be named {obj['container_name']}"
+    if peer_named and obj["update"] != "stop-first":
+        return "; stop-first: a service with a container_name shares its network stack"
+    if not any(not m["read_only"] for m in obj["volumes"]):
+        return ""
+    if strategy == "stop-first":
         return "; stop-first: old and new must not both write its volumes"
     return "; start-first as asked, although old and new both write its volumes for a moment"
-
-
-def _same_image(c: Observed, obj: dict) -> bool:
-    # A container whose image differs from what its labels claim was changed behind gen's back.
-    return not c.image_id or c.image_id == obj["image_id"]
 
 
 def _why(existing, h, obj, missing, stopped, stale, known) -> str:
     if not existing:
         return "missing"
+    failed = [c for c in stopped if obj.get("job") and c.state == "exited" and c.exit_code]
+    if failed and not missing and not stale:
+        return f"job exited with code {failed[0].exit_code}: it runs again"
+    if obj.get("job") and stopped and all(c.running for c in stopped) and not missing and not stale:
+        return "job still running: waited for"
     old_hashes = sorted({c.hash for c in stale if c.hash != h})
     if old_hashes:
         old = known.get(old_hashes[0])

@@ -185,6 +185,7 @@ class Healthcheck(TypedDict):
     timeout_ms: int
     retries: int
     start_period_ms: int
+    start_interval_ms: NotRequired[int]    # format 3; only when the spec sets it (engines from API 1.44 apply it)
 
 
 class SecretRef(TypedDict):

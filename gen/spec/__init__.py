@@ -1,9 +1,12 @@
 """User input -> a validated Spec. The front door of gen.spec: callers import from here.
 
-- load: which reader a file goes to (YAML: Compose, anything else: gen TOML).
+- load: which reader a file goes to (YAML: Compose, anything else: gen TOML), with the service
+  profiles to enable.
 - document: the TOML-shaped document -> Spec (build_spec, the one validator both formats share).
-- fields, validate, messages: the per-field parsers, the generic checks under them, and how
-  errors render key paths and values.
+- fields, ports, mounts, build, networks, files, options: the per-field parsers; relations: how
+  services refer to each other (depends_on conditions, jobs, container names, host ports);
+  profiles: which services a profile selection keeps.
+- validate, messages: the generic checks under them, and how errors render key paths and values.
 - compose/: the Compose reader (imports yaml; loaded only for Compose files).
 """
 from gen.model.naming import NAME_RE

@@ -1,7 +1,7 @@
 """Parse, validate and normalise a gen spec document (TOML; Compose files go through gen.spec.compose).
 
-The result is plain data (str/int/bool/None/list/dict, never floats) with every key
-present, so the compiler can hash it canonically. Every problem is a SpecError whose
+The result is plain data (str/int/bool/None/list/dict, never floats) with every key present
+(format 3's only when not their default: gen.model.types), so the compiler can hash it canonically. Every problem is a SpecError whose
 subject is the key path (`services.web.ports[0]`); nothing else escapes parse_spec, for
 any input text. Image names are only checked for shape here: resolving them is the
 compiler's job; secret and config files are only named here (gen.spec.files): reading them is the
@@ -10,9 +10,11 @@ compiler's job too.
 build_spec() is the one validator: parse_spec feeds it what tomllib returns, and
 gen.spec.compose feeds it a Compose file converted into the same TOML-shaped document, so both
 formats get the same checks and the same normal form. The per-field parsers live in
-gen.spec.fields, the generic checks they are built from in gen.spec.validate; this module holds
-the document: its tables, the service table, and the checks across services (dependency cycles,
-host ports published twice). Which reader a file goes to is gen.spec.load's business.
+gen.spec.fields (and ports, mounts, build, networks, files, options beside it), the generic checks
+they are built from in gen.spec.validate; this module holds the document: its tables and the service
+table. The checks across services (conditions, jobs, container names, host ports published twice)
+are gen.spec.relations'; dependency cycles gen.model.graph's. Which reader a file goes to is
+gen.spec.load's business.
 """
 from __future__ import annotations
 
@@ -25,27 +27,37 @@ from typing import Callable
 from gen.errors import SpecError
 from gen.model.graph import start_order
 from gen.model.naming import NAME_RE
-from gen.model.ports import addresses_overlap
 from gen.model.types import Spec
-from gen.spec.fields import (parse_argv, parse_depends_on, parse_env, parse_healthcheck, parse_image, parse_labels,
-                             parse_mounts, parse_ports, parse_restart, parse_user, parse_working_dir)
+from gen.spec.build import DEFAULT_PULL_POLICY, check_image_source, parse_build, parse_pull_policy
+from gen.spec.fields import (parse_argv, parse_env, parse_healthcheck, parse_image, parse_labels, parse_restart,
+                             parse_user, parse_working_dir)
 from gen.spec.files import check_file_mounts, declared_files, parse_configs, parse_secrets, pin_read_only_files
 from gen.spec.messages import one_line, shown
-from gen.spec.options import OPTION_KEYS, container_options
-from gen.spec.validate import (NAME_RULE, REQUIRED, check_keys, checked_names, checked_string, checked_table,
+from gen.spec.mounts import parse_mounts, writes_host_data
+from gen.spec.networks import (DEFAULT, declared_networks, parse_network_mode, parse_service_networks,
+                               used_networks)
+from gen.spec.options import OPTION_KEYS, check_network_mode, container_options
+from gen.spec.ports import parse_ports
+from gen.spec.profiles import select_services
+from gen.spec.relations import parse_container_name, parse_depends_on, parse_job, relate
+from gen.spec.validate import (NAME_RULE, check_keys, checked_names, checked_string, checked_table,
                                duration_at_least, int_in, one_of, parse_table)
 
 
 @dataclass(frozen=True)
 class _Context:
-    """What a service may refer to: declared volumes, secrets, configs and sibling services; the spec's
-    folder, and the read-only files from it that services mount (pinned as configs, gen.spec.files)."""
+    """What a service may refer to: declared volumes, secrets, configs, networks and sibling services
+    (and those profiles left out); the spec's folder, and the read-only files from it that services
+    mount (pinned as configs, gen.spec.files); where each port came from (gen.spec.ports)."""
     volumes: frozenset
     services: frozenset
     secrets: frozenset = frozenset()
     configs: frozenset = frozenset()
     base_dir: str = "/"
     pinned: dict = field(default_factory=dict)
+    networks: dict = field(default_factory=dict)
+    inactive: frozenset = frozenset()
+    port_paths: dict = field(default_factory=dict)
 
 
 # ---------------------------------------------------------------- entry points
@@ -65,26 +77,28 @@ def read_text(path: str, subject: str, what: str) -> str:
         raise SpecError(subject, f"{what} is not UTF-8 text (bad byte at offset {err.start})") from None
 
 
-def parse_spec(text: str, source: str = "<string>", base_dir: str | None = None) -> Spec:
-    """Relative paths in the spec (secret files) are resolved against base_dir (default: the cwd)."""
+def parse_spec(text: str, source: str = "<string>", base_dir: str | None = None, profiles=()) -> Spec:
+    """Relative paths in the spec (secret files) are resolved against base_dir (default: the cwd);
+    `profiles`: the service profiles to enable (gen.spec.profiles)."""
     try:
         doc = tomllib.loads(text)
     except ValueError as err:  # TOMLDecodeError, and int() refusing >4300 digits
         raise SpecError(source, f"invalid TOML: {one_line(str(err))}") from None
     except RecursionError:     # tomllib recurses on nested arrays / inline tables
         raise SpecError(source, "invalid TOML: nested too deeply") from None
-    return build_spec(doc, source, base_dir)
+    return build_spec(doc, source, base_dir, profiles=profiles)
 
 
 def build_spec(doc: dict, source: str = "<string>", base_dir: str | None = None,
-               origin: Callable[[str], str] | None = None) -> Spec:
+               origin: Callable[[str], str] | None = None, profiles=()) -> Spec:
     """Validate and normalise a TOML-shaped document (what tomllib returns for a gen.toml).
 
     origin(subject), when given, maps a key path of `doc` to the key the user actually wrote
     (another front end converted it into this shape); errors are re-raised with that subject.
+    profiles: the service profiles to enable (services without profiles are always in).
     """
     try:
-        return _build(doc, source, base_dir)
+        return _build(doc, source, base_dir, profiles)
     except SpecError as err:
         if origin is None:
             raise
@@ -99,22 +113,27 @@ def resolve_base_dir(base_dir: str | None) -> str:
         raise SpecError("<cwd>", f"cannot resolve relative paths: {err.strerror or err}") from None
 
 
-def _build(doc: dict, source: str, base_dir: str | None) -> Spec:
+def _build(doc: dict, source: str, base_dir: str | None, profiles) -> Spec:
     if not isinstance(doc, dict):
         raise SpecError(source, "the document must be a table")
-    check_keys(doc, ("name", "services", "volumes", "secrets", "configs"), "")
+    check_keys(doc, ("name", "services", "volumes", "secrets", "configs", "networks"), "")
     name = _profile_name(doc["name"]) if "name" in doc else None
     volumes = _declared_volumes(doc.get("volumes", {}))
     folder = resolve_base_dir(base_dir)
     secrets = declared_files(doc.get("secrets", {}), "secrets", folder)
     configs = declared_files(doc.get("configs", {}), "configs", folder)
+    networks = declared_networks(doc.get("networks", {}))
     table = checked_table(doc.get("services", {}), "services")
-    names = checked_names(table, "services")
-    ctx = _Context(frozenset(volumes), frozenset(names), frozenset(secrets), frozenset(configs), folder)
+    checked_names(table, "services")
+    table, inactive = select_services(table, profiles)
+    names = sorted(table)
+    ctx = _Context(frozenset(volumes), frozenset(names), frozenset(secrets), frozenset(configs), folder,
+                   networks=networks, inactive=inactive)
     services = {name_: _service(name_, table[name_], ctx) for name_ in names}
-    _check_port_conflicts(services)
+    relate(services, {n: ctx.port_paths.get(f"services.{n}.ports", []) for n in names})
     start_order(services)  # raises on dependency cycles
-    return Spec(name, services, volumes, source, secrets, {**configs, **dict(sorted(ctx.pinned.items()))})
+    return Spec(name, services, volumes, source, secrets, {**configs, **dict(sorted(ctx.pinned.items()))},
+                used_networks(networks, services))
 
 
 # ---------------------------------------------------------------- fields
@@ -157,7 +176,9 @@ def _docker_volume_name(value: object, path: str) -> str:
 
 # key -> (normalised key, parser, default as written in TOML); order = normalised dict order
 _SERVICE_FIELDS = {
-    "image": ("image", parse_image, REQUIRED),
+    "image": ("image", parse_image, None),                                     # None: only built (image "")
+    "build": ("build", parse_build, None),
+    "pull_policy": ("pull_policy", parse_pull_policy, DEFAULT_PULL_POLICY),
     "command": ("command", parse_argv, None),
     "entrypoint": ("entrypoint", parse_argv, None),
     "env": ("env", parse_env, {}),
@@ -167,55 +188,75 @@ _SERVICE_FIELDS = {
     "replicas": ("replicas", int_in(1, 100), 1),
     "update": ("update", one_of("start-first", "stop-first"), None),      # None: chosen by default_update
     "stop_grace": ("stop_grace_ms", duration_at_least(0), "10s"),
-    "restart": ("restart", parse_restart, "unless-stopped"),
+    "restart": ("restart", parse_restart, None),                          # None: by relations.relate (jobs: "no")
     "healthcheck": ("healthcheck", parse_healthcheck, None),
     "secrets": ("secrets", parse_secrets, []),
     "configs": ("configs", parse_configs, []),
     "labels": ("labels", parse_labels, {}),
     "user": ("user", parse_user, None),
     "working_dir": ("working_dir", parse_working_dir, None),
+    "container_name": ("container_name", parse_container_name, None),
+    "networks": ("networks", parse_service_networks, None),
+    "network_mode": ("network_mode", parse_network_mode, None),
+    "job": ("job", parse_job, False),
 }
+# Keys left out of the normal form when they hold their default (gen.model.types: format 3).
+_ABSENT_WHEN = {"build": None, "pull_policy": DEFAULT_PULL_POLICY, "container_name": None, "networks": None,
+                "network_mode": None, "job": False, "conditions": {}}
 
 
 def _service(name: str, value: object, ctx: _Context) -> dict:
     path = f"services.{name}"
     table = checked_table(value, path)
+    check_keys(table, OPTION_KEYS | set(_SERVICE_FIELDS), path)
     options = container_options({k: v for k, v in table.items() if k in OPTION_KEYS}, path)
     service = {"name": name, **parse_table({k: v for k, v in table.items() if k not in OPTION_KEYS},
                                            _SERVICE_FIELDS, path, ctx)}
+    service["image"] = service["image"] or ""
+    dependencies = service["depends_on"]
+    service["depends_on"] = sorted(dependencies)
+    service["conditions"] = {dep: when for dep, when in dependencies.items() if when != "started"}
+    if service["networks"] == {DEFAULT: {}}:
+        service["networks"] = None      # absent means the default network alone
+    for key, default in _ABSENT_WHEN.items():
+        if service[key] == default:
+            del service[key]
     if options:
         service["options"] = options
-    if service["replicas"] > 1 and service["ports"]:
+    check_image_source(service, path)
+    _check_network_use(service, table, path)
+    check_network_mode(options, service.get("network_mode"), path)
+    fixed = [port for port in service["ports"] if port["host_port"]]
+    if service["replicas"] > 1 and fixed:
         # On one engine, two containers cannot bind the same host port: fail now, not mid-switch.
-        port = service["ports"][0]
         raise SpecError(f"{path}.replicas", f"{service['replicas']} replicas cannot all publish "
-                                            f"host port {port['host_port']}/{port['protocol']}")
+                                            f"host port {fixed[0]['host_port']}/{fixed[0]['protocol']}")
     check_file_mounts(service, path)
     pin_read_only_files(service, path, ctx.base_dir, ctx.pinned)
     if service["update"] is None:
         service["update"] = default_update(service)
+    elif service["update"] == "start-first" and "container_name" in service:
+        raise SpecError(f"{path}.update", "start-first needs old and new side by side, and a container_name "
+                                          "names only one container: leave update out (stop-first)")
     return service
+
+
+def _check_network_use(service: dict, table: dict, path: str) -> None:
+    """network_mode replaces the service's networks, and Docker publishes no port there."""
+    if "network_mode" not in service:
+        return
+    if "networks" in table:
+        raise SpecError(f"{path}.network_mode", "cannot be combined with networks (the service joins no "
+                                                "network of its own)")
+    if service["ports"]:
+        raise SpecError(f"{path}.ports", f"cannot publish ports with network_mode {shown(service['network_mode'])} "
+                                         "(Docker refuses or drops them)")
 
 
 def default_update(service: dict) -> str:
     """stop-first for a service that writes a named volume or a bind (two processes writing one data
     directory corrupt it: two postgres on one volume), start-first otherwise. Asked for explicitly,
-    either order is kept."""
-    return "stop-first" if writes_host_data(service) else "start-first"
-
-
-def writes_host_data(service: dict) -> bool:
-    return any(not mount["read_only"] for mount in service["volumes"])
-
-
-# ---------------------------------------------------------------- cross-service checks
-
-def _check_port_conflicts(services: dict[str, dict]) -> None:
-    seen: dict[tuple[int, str], list[tuple[str, str]]] = {}
-    for name in sorted(services):
-        for i, port in enumerate(services[name]["ports"]):
-            path, key = f"services.{name}.ports[{i}]", (port["host_port"], port["protocol"])
-            for other_ip, other_path in seen.get(key, []):
-                if addresses_overlap(port["host_ip"], other_ip):
-                    raise SpecError(path, f"host port {key[0]}/{key[1]} is already published by {other_path}")
-            seen.setdefault(key, []).append((port["host_ip"], path))
+    either order is kept. A service with a container_name cannot run twice: stop-first."""
+    if "container_name" in service or any(writes_host_data(mount) for mount in service["volumes"]):
+        return "stop-first"
+    return "start-first"

@@ -74,43 +74,6 @@ def _quote_hint(key: str, value: object) -> str:
     return "must be a string"
 
 
-_PROTOCOLS = ("tcp", "udp")
-_PORT_FORMAT = "expected [ip:]host:container[/tcp|udp], IPv6 as [::1]:8080:80"
-
-
-def parse_ports(value, path, ctx=None) -> list[dict]:
-    if not isinstance(value, list):
-        raise SpecError(path, "must be a list of strings")
-    return [_port(item, f"{path}[{i}]") for i, item in enumerate(value)]
-
-
-def _port(value: object, path: str) -> dict:
-    text = checked_string(value, path)
-    spec, slash, protocol = text.partition("/")
-    protocol = protocol if slash else "tcp"
-    if protocol not in _PROTOCOLS:
-        raise SpecError(path, f"invalid protocol {shown(protocol)} (use tcp or udp)")
-    host_ip, host, container = _split_port(spec, path, text)
-    return {"host_ip": host_ip, "host_port": _port_number(host, path, text),
-            "container_port": _port_number(container, path, text), "protocol": protocol}
-
-
-def _split_port(spec: str, path: str, text: str) -> tuple[str, str, str]:
-    malformed = SpecError(path, f"malformed port {shown(text)} ({_PORT_FORMAT})")
-    if spec.startswith("["):
-        end = spec.find("]")
-        parts = spec[end + 2:].split(":") if end > 0 and spec[end + 1:end + 2] == ":" else []
-        if len(parts) != 2:
-            raise malformed
-        return canonical_ip(spec[1:end], True, path), parts[0], parts[1]
-    parts = spec.split(":")
-    if len(parts) == 2:
-        return "", parts[0], parts[1]
-    if len(parts) == 3:
-        return canonical_ip(parts[0], False, path), parts[1], parts[2]
-    raise malformed
-
-
 def canonical_ip(text: str, bracketed: bool, path: str) -> str:
     try:
         ip = ipaddress.ip_address(text)
@@ -121,63 +84,9 @@ def canonical_ip(text: str, bracketed: bool, path: str) -> str:
     return str(ip)  # canonical spelling, so equal addresses compare equal
 
 
-def _port_number(digits: str, path: str, text: str) -> int:
-    if not (digits.isascii() and digits.isdigit()):
-        raise SpecError(path, f"malformed port {shown(text)} ({_PORT_FORMAT})")
-    if len(digits) > 5 or not 1 <= int(digits) <= 65535:  # length first: int() of huge text is slow
-        raise SpecError(path, f"port {clip(digits)} is out of range (1..65535)")
-    return int(digits)
-
-
-def parse_mounts(value, path, ctx) -> list[dict]:
-    if not isinstance(value, list):
-        raise SpecError(path, "must be a list of strings")
-    mounts, targets = [], {}
-    for i, item in enumerate(value):
-        mount = _mount(item, f"{path}[{i}]", ctx)
-        if mount["target"] in targets:
-            raise SpecError(f"{path}[{i}]", f"target {mount['target']} is already mounted "
-                                            f"by {path}[{targets[mount['target']]}]")
-        targets[mount["target"]] = i
-        mounts.append(mount)
-    return mounts
-
-
-def _mount(value: object, path: str, ctx) -> dict:
-    text = checked_string(value, path)
-    parts = text.split(":")
-    if len(parts) not in (2, 3) or not parts[0] or not parts[1]:
-        raise SpecError(path, f"malformed volume {shown(text)} (expected source:target[:ro|rw])")
-    source, target = parts[0], parts[1]
-    mode = parts[2] if len(parts) == 3 else "rw"
-    if mode not in ("ro", "rw"):
-        raise SpecError(path, f"invalid mode {shown(mode)} (use ro or rw)")
-    if not target.startswith("/"):
-        raise SpecError(path, f"target {shown(target)} must be an absolute path")
-    if normal_path(target) == "/":
-        raise SpecError(path, "cannot mount over the container's root /")
-    kind = _mount_kind(source, path, ctx)
-    return {"type": kind, "source": normal_path(source) if kind == "bind" else source,
-            "target": normal_path(target), "read_only": mode == "ro"}
-
-
-def _mount_kind(source: str, path: str, ctx) -> str:
-    if source in ctx.volumes:
-        return "volume"
-    if source.startswith("/"):
-        return "bind"
-    if "/" in source or source.startswith((".", "~")):
-        raise SpecError(path, f"bind source {shown(source)} must be an absolute path")
-    raise SpecError(path, f"named volume {shown(source)} is not declared in [volumes]")
-
-
 def normal_path(path: str) -> str:
     normal = posixpath.normpath(path)
     return "/" + normal.lstrip("/")  # POSIX normpath keeps a leading "//"; Docker does not care
-
-
-def parse_depends_on(value, path, ctx) -> list[str]:
-    return references(value, path, ctx.services, "unknown service {}", "duplicate dependency {}")
 
 
 def references(value, path: str, known, unknown: str, duplicate: str) -> list[str]:
@@ -231,11 +140,15 @@ _HEALTH_FIELDS = {
     "timeout": ("timeout_ms", duration_at_least(1), "5s"),
     "retries": ("retries", int_in(1, 1000), 3),
     "start_period": ("start_period_ms", duration_at_least(0), "0s"),
+    "start_interval": ("start_interval_ms", duration_at_least(1), None),    # kept only when given
 }
 
 
 def parse_healthcheck(value, path, ctx) -> dict:
-    return parse_table(checked_table(value, path), _HEALTH_FIELDS, path, ctx)
+    check = parse_table(checked_table(value, path), _HEALTH_FIELDS, path, ctx)
+    if check["start_interval_ms"] is None:
+        del check["start_interval_ms"]
+    return check
 
 
 RESERVED_LABEL_PREFIX = "gen."   # gen finds its own containers by these labels

@@ -59,9 +59,17 @@ def checked_table(value: object, path: str) -> dict:
 def check_keys(table: dict, allowed, path: str) -> None:
     for key in sorted(table):
         if key not in allowed:
-            reason = (f"unknown key (expected one of: {', '.join(sorted(allowed))})" if allowed
-                      else "unknown key (no keys are allowed here yet)")
-            raise SpecError(key_path(path, key), reason)
+            raise SpecError(key_path(path, key), _unknown_key(key, allowed))
+
+
+def _unknown_key(key: str, allowed) -> str:
+    if not allowed:
+        return "unknown key (no keys are allowed here yet)"
+    if len(allowed) <= 20:
+        return f"unknown key (expected one of: {', '.join(sorted(allowed))})"
+    import difflib      # a service table has ~70 keys: name the likely ones, not all
+    close = difflib.get_close_matches(key, sorted(allowed), n=3)
+    return f"unknown key (did you mean {' or '.join(close)}?)" if close else "unknown key (see README: The spec)"
 
 
 def checked_names(table: dict, path: str) -> list[str]:

@@ -12,12 +12,17 @@ pins (gen.state.pins).
    With neither option no generation is deleted; gc still collects the store.
 2. **Store objects** that no root reaches are deleted. The roots (gen.state.roots) are every kept
    generation record of *any* profile (its manifest, and its `source` object if it names one), the
-   target of an interrupted activation (journal) and each profile's last build (its build root).
+   target of an interrupted activation (journal), each profile's last build (its build root) and
+   last import (its import root, with the spec source it carried).
    From a root only declared references are followed: a manifest names its service objects. A
    missing object a root needs is reported as a warning; a damaged manifest (its references unknown)
    aborts gc with nothing changed; a damaged service or source object is kept and reported (and the
    pins of its profile are left as they are, since its image is unknown).
-3. **Image pins** (gen.state.pins) of the chosen profiles follow the kept generations: gc pins every image
+3. **Image archives** of the closure (gen.state.archives): the archive of an image that a kept
+   object uses (a service object reached from any root above, of any profile) is kept; the others are
+   freed, index entry and blob, under the same lock and grace rules as objects. While a reachable
+   object is damaged (its image unknown) no archive is freed.
+4. **Image pins** (gen.state.pins) of the chosen profiles follow the kept generations: gc pins every image
    a kept generation uses and releases the pins no kept generation of that profile uses.
 
 Concurrency (Nix's GC lock). gc takes the lock of every profile (sorted by name, then any profile
@@ -45,11 +50,12 @@ from typing import Callable
 from gen.engine.base import Engine
 from gen.errors import GenError, ProfileError
 from gen.faults import checkpoint
+from gen.state.archives import sweep as sweep_archives
 from gen.state.pins import sync_pins
 from gen.state.profile import Generation, Profile, list_profiles
 from gen.state.retention import GcReport, ProfileReport, parse_age, select
-from gen.state.roots import build_roots, record_references, references
-from store import Store
+from gen.state.roots import build_roots, import_roots, record_references, references
+from store import BlobStore, Store
 from store.errors import CorruptObject, LockTimeout, MissingObject
 from store.fsutil import fsync_dir
 from store.objects import HASH_RE
@@ -74,6 +80,7 @@ class _Reach:
     live: set[str]                      # present objects a root reaches: never deleted
     images: dict[str, dict]             # profile -> image ID -> kept generations using it
     unsure: set[str]                    # profiles with a damaged service object: their pins stay as they are
+    used: set[str] | None               # image IDs of every reachable service object (None: one is damaged)
 
 
 def collect(state_dir: Path, store: Store, engine: Callable[[], Engine], profile: str | None = None, *,
@@ -97,7 +104,7 @@ def collect(state_dir: Path, store: Store, engine: Callable[[], Engine], profile
                 store_locked.callback(_lock_store(store, lock_timeout).release)
             names = sorted({*list_profiles(state_dir), *targets})
             state = {name: _read(state_dir, name, name in targets, keep, age, now) for name in names}
-            reach = _reachable(store, state, build_roots(state_dir), report)
+            reach = _reachable(store, state, _extra_roots(state_dir), report)
             report.profiles = [ProfileReport(name, s.current, s.kept, s.deleted)
                                for name, s in state.items() if name in targets]
             if not dry_run:
@@ -105,6 +112,7 @@ def collect(state_dir: Path, store: Store, engine: Callable[[], Engine], profile
                 checkpoint("gc: generations deleted, objects not yet swept")
             _sweep(store, reach.live, started - GRACE_S, report)
             checkpoint("gc: objects swept")
+            sweep_archives(state_dir, BlobStore(store.root), reach.used, started - GRACE_S, report)
         # Pins talk to the engine: writers need not wait for that, but a switch must (it pins too).
         sync_pins(engine, state_dir, [t for t in targets if t not in reach.unsure], reach.images,
                   all_profiles, report)
@@ -180,8 +188,17 @@ def _read(state_dir, name: str, target: bool, keep: int | None, age: int | None,
     return _Profile(prof, current, generations, records, prof.journal(), kept, deleted)
 
 
-def _roots(state: dict[str, _Profile], builds: dict[str, str]) -> list[tuple[str, str, str]]:
-    """(hash, kind expected, what names it) for every root: kept generation records, journals, builds."""
+def _extra_roots(state_dir: Path) -> list[tuple[str, str, str]]:
+    """(hash, kind, what names it) of each profile's last build and last import (gen.state.roots)."""
+    roots = [(h, "manifest", f"the last build of profile {name}") for name, h in sorted(build_roots(state_dir).items())]
+    for name, (manifest, source) in sorted(import_roots(state_dir).items()):
+        roots.append((manifest, "manifest", f"the last import of profile {name}"))
+        roots.extend([(source, "source", f"the last import of profile {name}")] if source else [])
+    return roots
+
+
+def _roots(state: dict[str, _Profile], extra: list[tuple[str, str, str]]) -> list[tuple[str, str, str]]:
+    """(hash, kind expected, what names it) for every root: kept generation records, journals, builds, imports."""
     roots = []
     for name, s in state.items():
         for n in s.kept:
@@ -190,16 +207,15 @@ def _roots(state: dict[str, _Profile], builds: dict[str, str]) -> list[tuple[str
         to = (s.journal or {}).get("to")
         if isinstance(to, str) and HASH_RE.fullmatch(to):
             roots.append((to, "manifest", f"the interrupted activation of profile {name}"))
-    roots.extend((h, "manifest", f"the last build of profile {name}") for name, h in sorted(builds.items()))
-    return roots
+    return roots + extra
 
 
-def _reachable(store: Store, state: dict[str, _Profile], builds: dict[str, str], report: GcReport) -> _Reach:
+def _reachable(store: Store, state: dict[str, _Profile], extra: list[tuple[str, str, str]], report: GcReport) -> _Reach:
     """Every object reachable from a root by declared references, and the images kept generations use."""
     seen: set[str] = set()
     objects: dict[str, object] = {}
     damaged: set[str] = set()
-    stack = _roots(state, builds)
+    stack = _roots(state, extra)
     while stack:
         h, kind, why = stack.pop()
         if h in seen:
@@ -222,7 +238,9 @@ def _reachable(store: Store, state: dict[str, _Profile], builds: dict[str, str],
         stack.extend((ref, "service", f"manifest {h[:12]}") for ref in references(obj, f"object {h}")
                      if ref not in seen)
     images, unsure = _images(state, objects, damaged, report)
-    return _Reach({h for h in seen if h in objects or h in damaged}, images, unsure)
+    used = None if damaged else {o["image_id"] for o in objects.values() if isinstance(o, dict)
+                                 and o.get("kind") == "service" and isinstance(o.get("image_id"), str)}
+    return _Reach({h for h in seen if h in objects or h in damaged}, images, unsure, used)
 
 
 def _images(state: dict[str, _Profile], objects: dict[str, object], damaged: set[str],

@@ -79,6 +79,10 @@ class GcReport:
     pins_added: list[str] = field(default_factory=list)
     pins_released: list[str] = field(default_factory=list)
     images_dropped: list[str] = field(default_factory=list)   # dropped by the engine with their last tag
+    archives_deleted: int = 0           # image archives of the closure (gen.state.archives) freed
+    archive_bytes_freed: int = 0
+    archives_live: int = 0              # archives of images that kept objects use
+    archives_recent: int = 0            # unused but written during (or just before) this run: kept
     warnings: list[str] = field(default_factory=list)
 
     @property
@@ -91,4 +95,6 @@ class GcReport:
                 "bytes_freed": self.bytes_freed, "objects_live": self.objects_live,
                 "objects_recent": self.objects_recent, "pins_added": self.pins_added,
                 "pins_released": self.pins_released, "images_dropped": self.images_dropped,
+                "archives_deleted": self.archives_deleted, "archive_bytes_freed": self.archive_bytes_freed,
+                "archives_live": self.archives_live, "archives_recent": self.archives_recent,
                 "warnings": self.warnings}

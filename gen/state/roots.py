@@ -3,11 +3,16 @@ each kind of object declares. Nix's model: permanent roots (generations), a root
 `result` link) and a GC lock.
 
     <state>/roots/builds/<profile>    the manifest hash of the profile's last `gen build` (one line)
+    <state>/roots/imports/<profile>   the profile's last `gen import`: its manifest hash, then the hash
+                                      of the spec source it carried, if any (one line each)
 
 A build root protects what `gen build` (or the build step of `gen switch SPEC`) wrote until the
 next build of the same profile replaces it, so `gen build; gen gc; gen switch HASH` works. Like
 Nix's `result` link it is not removed by a switch or by gc: it costs at most one deployment's
-objects per profile, usually those of a kept generation anyway.
+objects per profile, usually those of a kept generation anyway. An import root does the same for
+what `gen import` (gen.state.transfer) added, until the next import of that profile; it also keeps
+the imported spec source, which no manifest names, so a switch of the manifest can still record it
+(`imported_source`).
 
 Writers hold the store's gc lock shared from their first object write until their objects are
 rooted (`writing`): the build root written, or the generation recorded. gc holds it exclusive while
@@ -35,6 +40,7 @@ from store.fsutil import TEMP_PREFIX, atomic_write, ensure_dir
 from store.objects import HASH_RE
 
 BUILDS_DIR = Path("roots") / "builds"
+IMPORTS_DIR = Path("roots") / "imports"
 
 
 # -- the gc lock, as writers hold it ---------------------------------------------------------------
@@ -78,7 +84,32 @@ def build_source(spec_path: str | os.PathLike) -> dict:
 def build_roots(state_dir: Path) -> dict[str, str]:
     """profile -> the manifest hash of its last build. A root that cannot be read raises CorruptState
     naming its file: gc must not guess what it protected."""
-    directory = Path(state_dir) / BUILDS_DIR
+    return {name: hashes[0] for name, hashes in _read_roots(Path(state_dir) / BUILDS_DIR, "build", 1).items()}
+
+
+def record_import(state_dir: Path, profile: str, manifest: str, source: str | None) -> None:
+    """Make `manifest` (and the spec source imported with it) the profile's last import, durably. The
+    caller holds the gc lock shared (`writing`) and has written both with the manifest's closure."""
+    hashes = [manifest] + ([source] if source else [])
+    if not NAME_RE.fullmatch(profile) or not all(HASH_RE.fullmatch(h) for h in hashes):
+        raise ValueError(f"not a profile and object hashes: {profile!r}, {hashes!r}")
+    directory = ensure_dir(Path(state_dir) / IMPORTS_DIR)
+    atomic_write(directory / profile, "".join(f"{h}\n" for h in hashes).encode("ascii"), mode=0o600)
+
+
+def import_roots(state_dir: Path) -> dict[str, tuple[str, str | None]]:
+    """profile -> (manifest, source or None) of its last import; CorruptState as for build roots."""
+    roots = _read_roots(Path(state_dir) / IMPORTS_DIR, "import", 2)
+    return {name: (hashes[0], hashes[1] if len(hashes) > 1 else None) for name, hashes in roots.items()}
+
+
+def imported_source(state_dir: Path, manifest: str) -> str | None:
+    """The source object imported with `manifest` (for the generation a switch of it records), if any."""
+    return next((source for m, source in import_roots(state_dir).values() if m == manifest and source), None)
+
+
+def _read_roots(directory: Path, what: str, most: int) -> dict[str, list[str]]:
+    """name -> the hashes (1 to `most`, one a line) of every root file in `directory`."""
     try:
         names = sorted(os.listdir(directory))
     except FileNotFoundError:
@@ -89,16 +120,16 @@ def build_roots(state_dir: Path) -> dict[str, str]:
             continue                    # a crash mid-write leaves a temp file; it protects nothing
         path = directory / name
         try:
-            text = path.read_bytes().decode("ascii").strip()
+            hashes = path.read_bytes().decode("ascii").split()
         except FileNotFoundError:
             continue
         except (OSError, UnicodeDecodeError) as e:
-            raise CorruptState(str(path), f"build root cannot be read ({e}); delete it or build profile "
+            raise CorruptState(str(path), f"{what} root cannot be read ({e}); delete it or {what} profile "
                                f"{name} again") from None
-        if not HASH_RE.fullmatch(text):
-            raise CorruptState(str(path), f"is not a build root (one manifest hash expected); delete it or "
-                               f"build profile {name} again")
-        roots[name] = text
+        if not 1 <= len(hashes) <= most or not all(HASH_RE.fullmatch(h) for h in hashes):
+            raise CorruptState(str(path), f"is not a {what} root ({'one manifest hash' if most == 1 else 'object hashes'} "
+                               f"expected); delete it or {what} profile {name} again")
+        roots[name] = hashes
     return roots
 
 

@@ -5,6 +5,10 @@
    source (when recorded) must exist and verify. Missing ones are reported by hash with the
    generations that need them; a corrupt object also names the generations that need it.
 3. Each profile's `current` must point at an existing generation record.
+4. The closure's image archives (store blobs) are rehashed, streamed; and, when an engine is given,
+   every generation's images are looked for: on the engine, in the closure, or pinned by a registry
+   digest; a generation none of these can serve is named: it could not be rolled back to today
+   (gen.state.verifyimages; no network is needed).
 Stray files (not objects: leftovers of a crash mid-write) are listed but are not a problem.
 
 `--repair` (`repair`) is modest: an object is named by its hash, so its bytes can only come back
@@ -22,11 +26,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
+from gen.engine.base import Engine
 from gen.errors import GenError
 from gen.model.compile import Compiled
 from gen.state.profile import Profile, list_profiles
 from gen.state import roots
 from gen.state.roots import build_source, writing
+from gen.state.verifyimages import ArchiveCheck, ImageCheck, check_archives, check_images
 from store import Store, encode, hash_value
 from store.errors import CorruptObject, MissingObject, StoreError
 
@@ -42,10 +48,13 @@ class VerifyResult:
     profiles: dict[str, int] = field(default_factory=dict)         # profile -> generations checked
     repaired: list[dict] = field(default_factory=list)             # --repair: {"hash", "from"} re-put
     repair_notes: list[str] = field(default_factory=list)          # --repair: why a build did not help
+    archives: ArchiveCheck = field(default_factory=ArchiveCheck)    # the closure's image archives
+    images: ImageCheck = field(default_factory=ImageCheck)         # can every generation be rolled back to?
 
     @property
     def ok(self) -> bool:
-        return not (self.corrupt or self.missing or self.problems)
+        return not (self.corrupt or self.missing or self.problems or self.archives.corrupt
+                    or self.archives.problems or self.images.unrestorable)
 
     def to_json(self) -> dict:
         return {
@@ -59,6 +68,8 @@ class VerifyResult:
             "profiles": [{"profile": p, "generations": n} for p, n in sorted(self.profiles.items())],
             "repaired": self.repaired,
             "repair_notes": self.repair_notes,
+            "archives": self.archives.to_json(),
+            "images": self.images.to_json(),
         }
 
     def broken(self) -> set[str]:
@@ -70,7 +81,8 @@ class VerifyResult:
         return [who for needed in lists for who in needed]
 
 
-def verify(state_dir: Path, store: Store) -> VerifyResult:
+def verify(state_dir: Path, store: Store, engine: Callable[[], Engine] | None = None) -> VerifyResult:
+    """engine: connects on demand, to check the generations' images (None: they are not checked)."""
     report = store.verify()
     result = VerifyResult(objects_ok=report.ok, size_bytes=report.size_bytes,
                           corrupt={h: [] for h in report.corrupt}, stray=[str(p) for p in report.stray])
@@ -87,6 +99,9 @@ def verify(state_dir: Path, store: Store) -> VerifyResult:
             continue
         if current is not None and current not in numbers:
             result.problems.append(f"profile {name}: `current` points at generation {current}, which has no record")
+    result.archives = check_archives(state_dir, store)
+    result.images = check_images(state_dir, store, engine, result.archives) if engine else \
+        ImageCheck(note="images not checked")
     return result
 
 

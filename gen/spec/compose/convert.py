@@ -2,58 +2,52 @@
 
 The output goes through gen.spec.build_spec like any gen.toml, so this module only reshapes
 and refuses: the key tables below say which Compose keys gen honours and why it refuses the
-rest. convert_document walks the document, its top-level volumes, secrets and configs, and each service;
-the per-field converters are in gen.spec.compose.fields. What needs the Compose file's place or
-the environment (host paths, env files, `KEY` without a value) stays here, in the converter.
+rest. convert_document walks the document (its files already merged and its host paths made
+absolute by gen.spec.compose.sources), its top-level volumes, networks, secrets and configs, and each
+service; the per-field converters are in gen.spec.compose.fields, mounts, networks and build. What
+needs the environment (env files, `KEY` without a value) stays here, in the converter.
 """
 from __future__ import annotations
 
 import os
-import posixpath
 from collections.abc import Mapping
 
 from gen.errors import SpecError
 from gen.spec.compose.env import parse_env_file
 from gen.spec.compose.options import COMPOSE_OPTION_KEYS, convert_options, convert_resources
-from gen.spec.compose.fields import (convert_argv, convert_depends_on, convert_healthcheck, convert_labels,
-                                     convert_mount, convert_port, convert_secret_ref,
-                                     convert_config_ref)
+from gen.spec.compose.build import convert_build, convert_pull_policy
+from gen.spec.compose.fields import (convert_argv, convert_config_ref, convert_depends_on, convert_healthcheck,
+                                     convert_labels, convert_port, convert_secret_ref)
+from gen.spec.compose.mounts import convert_mount
+from gen.spec.compose.networks import convert_network, convert_service_networks, project_named
+from gen.spec.compose.paths import host_path
 from gen.spec.compose.shape import Origins, check_compose_keys, checked_list, checked_mapping, scalar_text
 from gen.spec.document import read_text
-from gen.spec.fields import normal_path, parse_env
+from gen.spec.fields import parse_env
 from gen.spec.messages import key_path, shown
 
 RESTART_DEFAULT = "no"  # Compose's default; gen.toml's differs (applied before validation)
 UPDATE_DEFAULT = "stop-first"   # Compose recreates a changed container stop-first; gen.toml chooses by the mounts
 
-_TOP_KEYS = ("name", "services", "volumes", "secrets", "configs", "version")
-_TOP_UNSUPPORTED = {
-    "networks": "not supported yet: every service joins the deployment's own network, "
-                "where it is reachable by its service name",
-    "include": "not supported (gen reads one file)",
-    "models": None,
-}
+_TOP_KEYS = ("name", "services", "volumes", "secrets", "configs", "version", "networks")
+_TOP_UNSUPPORTED = {"models": None}
 
 _SERVICE_KEYS = ("image", "command", "entrypoint", "environment", "env_file", "ports", "volumes", "depends_on",
                  "healthcheck", "restart", "deploy", "labels", "stop_grace_period", "user", "working_dir",
-                 "secrets", "configs")
+                 "secrets", "configs", "build", "pull_policy", "container_name", "networks", "network_mode",
+                 "profiles", "scale")
+_AS_WRITTEN = ("image", "restart", "user", "working_dir", "container_name", "network_mode", "profiles")
 _SERVICE_UNSUPPORTED = {
-    "build": "not supported: gen needs a pre-built image (build it, then name it in image)",
-    "container_name": "not supported: gen names containers itself (names carry the service hash, "
-                      "so old and new containers can run side by side)",
-    "networks": _TOP_UNSUPPORTED["networks"],
-    "network_mode": _TOP_UNSUPPORTED["networks"],
-    "links": "not supported: services reach each other by service name on the deployment's network",
-    "external_links": None,
-    "scale": "not supported: use deploy.replicas",
+    "links": "not supported: services reach each other by service name (or networks.NAME.aliases)",
+    "external_links": "not supported: join the other container's network (networks: external) instead",
     "expose": "not supported (every container port is reachable on the deployment's network anyway)",
     **dict.fromkeys(
         "annotations attach blkio_config cap_add cap_drop cgroup cgroup_parent cpu_count cpu_percent "
         "cpu_period cpu_quota cpu_rt_period cpu_rt_runtime cpu_shares cpus cpuset credential_spec develop "
-        "device_cgroup_rules devices dns dns_opt dns_search domainname driver_opts extends extra_hosts gpus "
+        "device_cgroup_rules devices dns dns_opt dns_search domainname driver_opts extra_hosts gpus "
         "group_add hostname init ipc isolation label_file logging mac_address mem_limit mem_reservation "
         "mem_swappiness memswap_limit models oom_kill_disable oom_score_adj pid pids_limit platform post_start "
-        "pre_stop privileged profiles provider pull_policy read_only runtime security_opt shm_size stdin_open "
+        "pre_stop privileged provider read_only runtime security_opt shm_size stdin_open "
         "stop_signal storage_opt sysctls tmpfs tty ulimits use_api_socket userns_mode uts volumes_from".split()),
 }
 _SERVICE_KEYS += tuple(sorted(COMPOSE_OPTION_KEYS))
@@ -82,11 +76,16 @@ class _Converter:
         out: dict = {}
         if "name" in doc:
             out["name"] = doc["name"]
+        project = doc["name"] if isinstance(doc.get("name"), str) else None
         services = checked_mapping(doc.get("services", {}), "services", keep_null=True)
         out["services"] = {name: self.service(value, key_path("services", name))
                            for name, value in services.items()}
         volumes = checked_mapping(doc.get("volumes", {}), "volumes", keep_null=True)
-        out["volumes"] = {name: self.volume(value, key_path("volumes", name)) for name, value in volumes.items()}
+        out["volumes"] = {name: self.volume(value, key_path("volumes", name), name, project)
+                          for name, value in volumes.items()}
+        networks = checked_mapping(doc.get("networks", {}), "networks", keep_null=True)
+        out["networks"] = {name: convert_network(value, key_path("networks", name), name, project, self.origins)
+                           for name, value in networks.items()}
         for section in ("secrets", "configs"):
             table = checked_mapping(doc.get(section, {}), section, keep_null=True)
             out[section] = {name: self.file_definition(value, key_path(section, name), section)
@@ -94,9 +93,12 @@ class _Converter:
         return out, self.origins
 
     # -- top-level definitions ------------------------------------------------------------------
-    def volume(self, value, path: str) -> dict:
-        """An empty definition: the deployment's own volume. `external: true` (with `name`): the user's."""
+    def volume(self, value, path: str, name: str, project: str | None) -> dict:
+        """An empty definition: the deployment's own volume. `external: true` (with `name`): the user's.
+        The name `docker compose config` writes for the project's own volume is gen's name for it too."""
         volume = checked_mapping({} if value is None else value, path, "must be a mapping (or empty)")
+        if project_named(volume, name, project):
+            volume = {key: item for key, item in volume.items() if key != "name"}
         external = volume.get("external") is True
         supported = ("external", "name") if external else ("external",)
         check_compose_keys(volume, path, supported, dict.fromkeys(
@@ -106,13 +108,15 @@ class _Converter:
         return {key: volume[key] for key in ("external", "name") if key in volume}
 
     def file_definition(self, value, path: str, section: str) -> dict:
-        """A top-level secret or config: only `file:` (gen pins the file's content in the generation)."""
+        """A top-level secret or config: only `file:` (gen pins the file's content in the generation).
+        Its `name` names a Swarm object, which a file-based one never becomes: accepted and ignored."""
         definition = checked_mapping(value, path, "must be a mapping with file:")
-        check_compose_keys(definition, path, ("file",), dict.fromkeys(
-            ("environment", "external", "name", "content", "driver", "driver_opts", "template_driver", "labels"),
+        check_compose_keys(definition, path, ("file", "name"), dict.fromkeys(
+            ("environment", "external", "content", "driver", "driver_opts", "template_driver", "labels"),
             f"not supported: gen reads {section} from files (use file:)"))
+        definition.pop("name", None)
         if isinstance(definition.get("file"), str) and definition["file"]:
-            definition["file"] = self.host_path(definition["file"], f"{path}.file")
+            definition["file"] = host_path(definition["file"], f"{path}.file", self.base_dir, self.environ)
         return definition
 
     # -- services -------------------------------------------------------------------------------
@@ -120,9 +124,10 @@ class _Converter:
         svc = checked_mapping(value, path)
         check_compose_keys(svc, path, _SERVICE_KEYS, _SERVICE_UNSUPPORTED)
         out: dict = {"restart": RESTART_DEFAULT, "update": UPDATE_DEFAULT}
-        for key in ("image", "restart", "user", "working_dir"):
+        for key in _AS_WRITTEN:
             if key in svc:
                 out[key] = svc[key]
+        self.relations(svc, path, out)
         if isinstance(out.get("user"), int) and not isinstance(out["user"], bool):
             out["user"] = str(out["user"])  # user: 1000
         for key in ("command", "entrypoint"):
@@ -134,10 +139,8 @@ class _Converter:
             out["ports"] = [convert_port(item, f"{path}.ports[{i}]")
                             for i, item in enumerate(checked_list(svc["ports"], f"{path}.ports"))]
         if "volumes" in svc:
-            out["volumes"] = [convert_mount(item, f"{path}.volumes[{i}]", self.host_path)
+            out["volumes"] = [convert_mount(item, f"{path}.volumes[{i}]", self.origins)
                               for i, item in enumerate(checked_list(svc["volumes"], f"{path}.volumes"))]
-        if "depends_on" in svc:
-            out["depends_on"] = convert_depends_on(svc["depends_on"], f"{path}.depends_on", self.origins)
         if "healthcheck" in svc:
             out["healthcheck"] = convert_healthcheck(svc["healthcheck"], f"{path}.healthcheck", self.origins)
         out.update(convert_options(svc, path, self.origins))
@@ -148,6 +151,8 @@ class _Converter:
             if "resources" in deploy:
                 out.update(convert_resources(deploy["resources"], f"{path}.deploy.resources", self.origins))
             if "replicas" in deploy:
+                if "scale" in svc and svc["scale"] != deploy["replicas"]:
+                    raise SpecError(f"{path}.scale", "contradicts deploy.replicas")
                 out["replicas"] = deploy["replicas"]
                 self.origins.add(f"{path}.replicas", f"{path}.deploy.replicas")
             if "update_config" in deploy:
@@ -164,6 +169,20 @@ class _Converter:
             out["configs"] = [convert_config_ref(item, f"{path}.configs[{i}]")
                               for i, item in enumerate(checked_list(svc["configs"], f"{path}.configs"))]
         return out
+
+    def relations(self, svc: dict, path: str, out: dict) -> None:
+        """What a service says about its image, its networks and other services."""
+        if "build" in svc:
+            out["build"] = convert_build(svc["build"], f"{path}.build", self.environ, self.origins)
+        if "pull_policy" in svc:
+            out["pull_policy"] = convert_pull_policy(svc["pull_policy"], f"{path}.pull_policy")
+        if "networks" in svc:
+            out["networks"] = convert_service_networks(svc["networks"], f"{path}.networks")
+        if "depends_on" in svc:
+            out["depends_on"] = convert_depends_on(svc["depends_on"], f"{path}.depends_on")
+        if "scale" in svc:      # Compose's older spelling of deploy.replicas
+            out["replicas"] = svc["scale"]
+            self.origins.add(f"{path}.replicas", f"{path}.scale")
 
     def update_order(self, value, path: str, out: dict) -> None:
         """deploy.update_config.order (start-first | stop-first) is gen's `update`; the rest of
@@ -229,19 +248,8 @@ class _Converter:
             item, sub = entry["path"], f"{sub}.path"
         if not isinstance(item, str) or not item:
             raise SpecError(sub, "must be a file path")
-        file = self.host_path(item, sub)
+        file = host_path(item, sub, self.base_dir, self.environ)
         if not required and not os.path.exists(file):
             return {}
-        return parse_env_file(read_text(file, sub, f"env file {shown(item)}"), item, sub, self.environ)
-
-    # -- host paths (bind mounts, env files, secret files) --------------------------------------
-    def host_path(self, text: str, path: str) -> str:
-        """A host path as Compose reads it: ~ is the home directory, relative means beside the compose file."""
-        if text == "~" or text.startswith("~/"):
-            home = self.environ.get("HOME")
-            if not home:
-                raise SpecError(path, f"cannot expand ~ in {shown(text)}: HOME is not set")
-            return normal_path(home + text[1:])
-        if text.startswith("~"):
-            raise SpecError(path, f"{shown(text)}: only ~ and ~/... are understood (not ~user)")
-        return normal_path(posixpath.join(self.base_dir, text))
+        name = os.path.relpath(file, self.base_dir) if file.startswith(self.base_dir.rstrip("/") + "/") else file
+        return parse_env_file(read_text(file, sub, f"env file {shown(name)}"), name, sub, self.environ)

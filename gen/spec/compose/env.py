@@ -76,7 +76,7 @@ def _braced(body: str, path: str, environ: Mapping[str, str], depth: int, text: 
     operator = next((op for op in _OPERATORS if match and body.startswith(op, match.end())), None)
     if not match or (operator is None and match.end() != len(body)):
         raise SpecError(path, f"invalid interpolation in {shown(text)}: "
-                              f"${{{clip(body, 30)}}} is not ${{NAME}}, ${{NAME:-default}} or ${{NAME:?error}}")
+                              f"${{{repr(clip(body, 30))[1:-1]}}} is not ${{NAME}}, ${{NAME:-default}} or ${{NAME:?error}}")
     name, value = match[0], environ.get(match[0])
     if operator is None:
         return value or ""

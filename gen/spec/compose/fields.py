@@ -1,25 +1,20 @@
 """Per-field converters for a Compose service: each takes a field's value and its Compose key path,
 and returns what a gen.toml would hold there, or raises SpecError naming the Compose key.
 
-They only translate syntax gen.toml lacks (long-form ports and mounts, depends_on conditions,
-`disable: true`, label lists) and refuse what gen cannot honour; what is left, gen.spec checks
-as it checks a gen.toml. Those that rename or split a key record it in `origins`, so later
-errors still name the Compose key; mounts resolve host paths through the converter's
-`host_path`, which knows the Compose file's directory and HOME.
+They only translate syntax gen.toml lacks (long-form ports, depends_on options, `disable: true`,
+label lists) and refuse what gen cannot honour; what is left, gen.spec checks as it checks a
+gen.toml. Those that rename or split a key record it in `origins`, so later errors still name the
+Compose key. Mounts, networks and build have modules of their own beside this one.
 """
 from __future__ import annotations
 
 import shlex
-from typing import Callable
 
 from gen.errors import SpecError
-from gen.model.naming import NAME_RE
 from gen.spec.compose.shape import Origins, check_compose_keys, checked_mapping, scalar_text
 from gen.spec.fields import canonical_ip
 from gen.spec.files import SECRETS_DIR
 from gen.spec.messages import key_path, shown
-
-HostPath = Callable[[str, str], str]  # (host path as written, key path) -> absolute host path
 
 # Compose's defaults where they differ from gen.toml's (applied before validation).
 HEALTHCHECK_DEFAULTS = {"interval": "30s", "timeout": "30s", "retries": 3, "start_period": "0s"}
@@ -42,41 +37,25 @@ def convert_argv(value, path: str, origins: Origins):
 # ---------------------------------------------------------------- ports
 
 def convert_port(item, path: str) -> str:
+    """The short syntax is gen.toml's own ("8080:80", "3000", "8000-8001:80-81"); the long one becomes it.
+    `mode` (host or ingress: on one engine both publish on the engine's host), `name` and `app_protocol`
+    (labels for tools) change nothing gen does: accepted and ignored."""
     if isinstance(item, bool) or not isinstance(item, (int, str, dict)):
         raise SpecError(path, 'must be a string like "8080:80" or a mapping')
     if isinstance(item, int):
-        raise SpecError(path, _no_host_port(str(item)))
+        return str(item)
     if isinstance(item, str):
-        return _port_short(item, path)
+        return item
     return _port_long(item, path)
-
-
-def _port_short(text: str, path: str) -> str:
-    spec = text.partition("/")[0]
-    if "-" in spec:
-        raise SpecError(path, f"port range {shown(text)} is not supported (publish each port on its own)")
-    if spec.startswith("["):
-        end = spec.find("]")
-        parts = spec[end + 2:].split(":") if end > 0 else []
-        host = parts[0] if len(parts) == 2 else None
-    else:
-        parts = spec.split(":")
-        host = None if len(parts) == 1 else parts[-2]
-    if host == "" or (host is None and spec and ":" not in spec):
-        raise SpecError(path, _no_host_port(text))
-    return text  # the rest is gen's own port syntax, checked by gen.spec
 
 
 def _port_long(item: dict, path: str) -> str:
     port = checked_mapping(item, path)
-    check_compose_keys(port, path, ("target", "published", "host_ip", "protocol", "mode"),
-                       {"name": None, "app_protocol": None})
+    check_compose_keys(port, path, ("target", "published", "host_ip", "protocol", "mode", "name", "app_protocol"))
     if "target" not in port:
         raise SpecError(f"{path}.target", "missing required key")
     target = _port_number_text(port["target"], f"{path}.target")
-    if "published" not in port:
-        raise SpecError(path, _no_host_port(target))
-    published = _port_number_text(port["published"], f"{path}.published")
+    published = _port_number_text(port["published"], f"{path}.published") if "published" in port else ""
     host_ip = port.get("host_ip", "")
     if not isinstance(host_ip, str):
         raise SpecError(f"{path}.host_ip", "must be a string")
@@ -86,10 +65,11 @@ def _port_long(item: dict, path: str) -> str:
     protocol = port.get("protocol", "tcp")
     if not isinstance(protocol, str):
         raise SpecError(f"{path}.protocol", "must be a string")
-    if port.get("mode", "host") != "host":
-        raise SpecError(f"{path}.mode", f"{shown(port['mode'])} is not supported: only mode: host "
-                                        "(gen publishes ports on the engine's host)")
-    return f"{host_ip}{published}:{target}/{protocol}"
+    if port.get("mode", "host") not in ("host", "ingress"):
+        raise SpecError(f"{path}.mode", f"must be host or ingress (got {shown(port['mode'])})")
+    if host_ip or published:
+        return f"{host_ip}{published}:{target}/{protocol}"
+    return f"{target}/{protocol}"
 
 
 def _port_number_text(value, path: str) -> str:
@@ -97,101 +77,28 @@ def _port_number_text(value, path: str) -> str:
         value = str(value)
     if not isinstance(value, str) or not value.isascii() or not value.isdigit():
         if isinstance(value, str) and "-" in value:
-            raise SpecError(path, f"port range {shown(value)} is not supported (publish each port on its own)")
+            raise SpecError(path, f"port range {shown(value)} is not supported here (Docker would pick one port "
+                                  "of the range): publish one port, or write the range in the short syntax")
         raise SpecError(path, f"must be a port number (got {shown(value)})")
     return value
 
 
-def _no_host_port(text: str) -> str:
-    return (f"port {shown(text)} has no host port: gen publishes fixed host ports only "
-            '(write "HOST:CONTAINER", e.g. "8080:80")')
-
-
-# ---------------------------------------------------------------- volumes
-
-def convert_mount(item, path: str, host_path: HostPath) -> str:
-    if isinstance(item, dict):
-        return _mount_long(item, path, host_path)
-    if not isinstance(item, str):
-        raise SpecError(path, 'must be a string like "data:/data" or a mapping')
-    parts = item.split(":")
-    if len(parts) == 1:
-        raise SpecError(path, _anonymous(item))
-    if parts[0].startswith((".", "~")):  # a host path relative to the compose file, or the home directory
-        parts[0] = _no_colon(host_path(parts[0], path), path)
-    return ":".join(parts)
-
-
-def _mount_long(item: dict, path: str, host_path: HostPath) -> str:
-    mount = checked_mapping(item, path)
-    check_compose_keys(mount, path, ("type", "source", "target", "read_only"),
-                {"bind": None, "volume": None, "tmpfs": None, "image": None, "consistency": None})
-    kind = mount.get("type")
-    if kind is None:
-        raise SpecError(f"{path}.type", "missing required key")
-    if kind not in ("volume", "bind"):
-        raise SpecError(f"{path}.type", f"{shown(kind)} is not supported (use volume or bind)")
-    for key in ("source", "target"):
-        if key in mount and not isinstance(mount[key], str):
-            raise SpecError(f"{path}.{key}", "must be a string")
-    if "target" not in mount:
-        raise SpecError(f"{path}.target", "missing required key")
-    if not mount.get("source"):
-        if kind == "volume":
-            raise SpecError(path, _anonymous(mount["target"]))
-        raise SpecError(f"{path}.source", "missing required key")
-    source = mount["source"]
-    if kind == "volume" and not NAME_RE.match(source):
-        raise SpecError(f"{path}.source", f"{shown(source)} is not a volume name (for a host path use type: bind)")
-    if kind == "bind":
-        source = host_path(source, f"{path}.source")
-    read_only = mount.get("read_only", False)
-    if not isinstance(read_only, bool):
-        raise SpecError(f"{path}.read_only", "must be true or false")
-    source = _no_colon(source, f"{path}.source")
-    target = _no_colon(mount["target"], f"{path}.target")
-    return f"{source}:{target}" + (":ro" if read_only else "")
-
-
-def _anonymous(target: str) -> str:
-    return (f"anonymous volume {shown(target)} is not supported: name it (and declare it under the "
-            "top-level volumes) or bind a host path")
-
-
-def _no_colon(text: str, path: str) -> str:
-    if ":" in text:
-        raise SpecError(path, f"{shown(text)}: paths containing ':' are not supported")
-    return text
-
-
 # ---------------------------------------------------------------- dependencies, health, labels, secrets
 
-def convert_depends_on(value, path: str, origins: Origins) -> list:
+def convert_depends_on(value, path: str) -> list | dict:
+    """The list form is gen.toml's; the mapping form becomes gen.toml's table NAME -> {condition,
+    required, restart}, which gen.spec checks (gen.spec.relations)."""
     if isinstance(value, list):
-        return value  # gen.spec checks the names
+        return value
     checked_mapping(value, path, "must be a list of service names or a mapping")
-    for i, (dep, condition) in enumerate(list(value.items())):
-        sub = key_path(path, dep)
-        origins.add(f"{path}[{i}]", sub)
-        options = checked_mapping({} if condition is None else condition, sub)
-        check_compose_keys(options, sub, ("condition", "required", "restart"))
-        when = options.get("condition", "service_started")
-        if when == "service_completed_successfully":
-            raise SpecError(f"{sub}.condition", "service_completed_successfully is not supported yet "
-                                                "(gen has no one-shot services)")
-        if when not in ("service_started", "service_healthy"):
-            raise SpecError(f"{sub}.condition", f"must be service_started or service_healthy (got {shown(when)})")
-        if options.get("required", True) is not True:
-            raise SpecError(f"{sub}.required", "only true is supported (gen always starts dependencies)")
-        if options.get("restart", False) is not False:
-            raise SpecError(f"{sub}.restart", "only false is supported")
-    return list(value)  # both conditions hold: gen starts a service after its dependencies are healthy
+    return {dep: checked_mapping({} if options is None else options, key_path(path, dep))
+            for dep, options in value.items()}
 
 
 def convert_healthcheck(value, path: str, origins: Origins) -> dict:
     check = checked_mapping(value, path)
-    check_compose_keys(check, path, ("test", "interval", "timeout", "retries", "start_period", "disable"),
-                {"start_interval": None})
+    check_compose_keys(check, path, ("test", "interval", "timeout", "retries", "start_period", "start_interval",
+                                     "disable"))
     out = {}
     disable = check.get("disable", False)
     if not isinstance(disable, bool):
@@ -208,6 +115,8 @@ def convert_healthcheck(value, path: str, origins: Origins) -> dict:
                                         "give test, or disable: true)")
     for key, default in HEALTHCHECK_DEFAULTS.items():
         out[key] = check.get(key, default)
+    if "start_interval" in check:
+        out["start_interval"] = check["start_interval"]
     return out
 
 

@@ -20,8 +20,11 @@ The work is split by stage, each module readable on its own (none imports this o
   interpolated (the only module importing yaml; gen.spec.load imports gen.spec.compose
   lazily, so gen.toml users never load it).
 - env: variable interpolation and `.env`-style files.
+- paths: each file's relative host paths made absolute against its own folder.
+- sources: the files of the project (`include`, `extends`), merged by merge's rules.
 - convert: the Compose document -> gen's TOML-shaped document, with the per-field
-  converters in fields and shared checks in shape.
+  converters in fields, mounts, networks and build, and shared checks in shape.
+Service profiles are selected by gen.spec.profiles, on the converted document, as for a gen.toml.
 """
 from __future__ import annotations
 
@@ -31,12 +34,14 @@ from collections.abc import Mapping
 from gen.model.types import Spec
 from gen.spec.compose.convert import convert_document
 from gen.spec.compose.env import parse_env_file
-from gen.spec.compose.yamlfile import load_yaml, prepare
+from gen.spec.compose.sources import ComposeFiles
 from gen.spec.document import build_spec, read_text, resolve_base_dir
+from gen.spec.profiles import active_profiles
 
 
-def load_compose(path: str | os.PathLike) -> Spec:
-    """Read a Compose file. Variables come from os.environ, then a `.env` file beside it."""
+def load_compose(path: str | os.PathLike, profiles=()) -> Spec:
+    """Read a Compose file. Variables come from os.environ, then a `.env` file beside it.
+    profiles: the service profiles to enable (none given: COMPOSE_PROFILES, as Compose reads it)."""
     source = os.fsdecode(path)
     text = read_text(source, source, "compose file")
     base_dir = os.path.dirname(os.path.abspath(source))
@@ -45,17 +50,18 @@ def load_compose(path: str | os.PathLike) -> Spec:
     if os.path.isfile(dotenv):
         file_vars = parse_env_file(read_text(dotenv, dotenv, ".env file"), dotenv, dotenv, os.environ)
         environ = {**file_vars, **os.environ}  # the shell's environment wins, as in Compose
-    return parse_compose(text, source, base_dir, environ)
+    return parse_compose(text, source, base_dir, environ, profiles)
 
 
 def parse_compose(text: str, source: str = "<string>", base_dir: str | None = None,
-                  environ: Mapping[str, str] | None = None) -> Spec:
+                  environ: Mapping[str, str] | None = None, profiles=()) -> Spec:
     """Compose text -> Spec. Relative paths are resolved against base_dir (default: the cwd);
-    variables come from `environ` only (default: none), so this is deterministic."""
+    variables come from `environ` only (default: none), so this is deterministic (files it includes
+    or extends are read from disk, relative to base_dir)."""
     environ = {} if environ is None else environ
     base_dir = resolve_base_dir(base_dir)
-    document = prepare(load_yaml(text, source), environ, source)
+    document = ComposeFiles().main(text, source, base_dir, environ)
     if document is None:  # an empty file: no services, like an empty gen.toml
         document = {}
     converted, origins = convert_document(document, base_dir, environ, source)
-    return build_spec(converted, source, base_dir, origins)
+    return build_spec(converted, source, base_dir, origins, active_profiles(profiles, environ))
