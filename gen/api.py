@@ -112,8 +112,9 @@ class Gen:
         and written only when a generation records it, so `gen build` leaves no unreferenced object."""
         from store import hash_value
         source = self._sources.get(manifest_hash)
-        if source is None:
-            return None
+        if source is None:      # an imported generation brings its source (gen.state.importing)
+            from gen.state.roots import imported_source
+            return imported_source(self.state_dir, manifest_hash)
         return self.store.put(source) if store else hash_value(source)
 
     def resolve(self, target: str, profile: str | None = None, write: bool = True) -> "Compiled":
@@ -249,14 +250,69 @@ class Gen:
         return prof.name, history.log(prof)
 
     def verify(self, repair: bool = False, specs: "list[str | os.PathLike]" = ()):
-        """Rehash the store; every generation's objects present (a gen.state.verify.VerifyResult). With
+        """Rehash the store and its image archives; every generation's objects present, and every kept
+        generation's images on the engine or restorable (a gen.state.verify.VerifyResult). With
         repair: re-put the broken objects that a build of a recorded or given spec makes again (the
         engine is asked for image IDs); nothing is removed."""
         from gen.state.verify import repair as repair_store, verify
         if not repair:
-            return verify(self.state_dir, self.store)
+            return verify(self.state_dir, self.store, lambda: self.engine)
         return repair_store(self.state_dir, self.store, self.compile, [os.fspath(s) for s in specs],
                             self.lock_timeout)
+
+
+    # -- closures: a generation with its images, moved without a registry (gen.state.closure) ---------
+    def closure(self, profile: str | None, on: bool) -> str:
+        """Keep (or stop keeping) the images of the profile's generations as archives in the store,
+        from its next activation on; returns the profile's name."""
+        from gen.state import closure
+        name = self.profile(profile).name
+        (closure.enable if on else closure.disable)(self.state_dir, name)
+        return name
+
+    def export(self, out: str | os.PathLike, profile: str | None = None, number: int | None = None,
+               images: bool = False, progress=None):
+        """Write generation `number` (default: current) to the file `out` ("-": stdout), complete or not
+        at all: a file is written under a temporary name and renamed when whole."""
+        from gen.state.transfer import export
+        name = self.profile(profile).name
+        if os.fspath(out) == "-":
+            import sys
+            return export(self.state_dir, self.store, name, number, sys.stdout.buffer, images,
+                          lambda: self.engine, progress)
+        path = Path(out)
+        temp = path.with_name(f".{path.name}.part-{os.getpid()}")
+        try:
+            with open(temp, "wb") as f:
+                result = export(self.state_dir, self.store, name, number, f, images, lambda: self.engine, progress)
+            os.replace(temp, path)
+        except OSError as e:
+            raise GenError(f"export {path}", f"cannot write: {e.strerror or e}") from None
+        finally:
+            if temp.exists():
+                temp.unlink()
+        return result
+
+    def import_(self, source: str | os.PathLike, progress=None):
+        """Add an exported generation (its objects rehashed, its image archives to the closure) to this
+        state directory; `gen switch HASH` then deploys it."""
+        from gen.state.importing import import_
+        if os.fspath(source) == "-":
+            import sys
+            return import_(self.state_dir, self.store, sys.stdin.buffer, progress, self.lock_timeout, name="stdin")
+        try:
+            with open(source, "rb") as f:
+                return import_(self.state_dir, self.store, f, progress, self.lock_timeout, name=os.fspath(source))
+        except OSError as e:
+            raise GenError(f"import {os.fspath(source)}", f"cannot read: {e.strerror or e}") from None
+
+    def copy(self, to: str, profile: str | None = None, number: int | None = None, progress=None):
+        """Load the images of generation `number` (default: current) onto the engine at `to` (only those
+        it lacks), so that a switch there finds them."""
+        from gen.engine import connect
+        from gen.state.transfer import copy
+        name = self.profile(profile).name
+        return copy(self.state_dir, self.store, name, number, lambda: self.engine, connect(to), progress)
 
 
 def _rollback_target(prof: Profile, to: int | None) -> Generation:

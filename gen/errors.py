@@ -31,8 +31,8 @@ class EngineUnavailable(EngineError):
 
 
 class ImageMissing(EngineError):
-    def __init__(self, subject: str, image: str):
-        super().__init__(subject, f"image {image!r} is not present on the engine")
+    def __init__(self, subject: str, image: str, detail: str = ""):
+        super().__init__(subject, f"image {image!r} is not present on the engine" + (f" ({detail})" if detail else ""))
         self.image = image
 
 

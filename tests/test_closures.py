@@ -226,7 +226,7 @@ def test_verify_names_a_generation_that_could_not_be_rolled_back(deployment, doc
     assert damaged.images.unrestorable[0]["images"] == [image] and "damaged" in damaged.images.images[image]["detail"]
 
 
-def IMAGE_ID(docker_client) -> str:     # noqa: N802 - a constant of the engine
+def IMAGE_ID(docker_client) -> str:     # the shared test image's ID on this engine
     return docker_client.images.get(IMAGE).id
 
 

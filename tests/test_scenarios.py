@@ -199,14 +199,33 @@ def test_start_first_keeps_the_old_container_until_the_new_one_is_healthy(deploy
     assert "stopping" not in phases
 
 
+def test_a_missing_bind_source_is_created_as_compose_does(deployment):
+    d = deployment
+    source = d.dir / "made-by-the-engine"
+    r = d.gen("switch", d.spec(sleeper("app", f'volumes = ["{source}:/x"]')))
+    assert r.code == 0, r.err
+    assert source.is_dir(), "a short-syntax bind creates its missing source (create_host_path)"
+
+
 def test_missing_bind_source_fails_in_prepare_and_changes_nothing(deployment):
+    """create_host_path = false: a missing source is refused at build (exit 1), and when it disappears
+    between build and switch, in prepare, before anything running is touched (exit 2)."""
     d = deployment
     assert d.gen("switch", d.spec(sleeper("app"))).code == 0
     before = d.ids_by_service()
-    bad = sleeper("app", f'volumes = ["{d.dir}/does-not-exist:/x"]')
+    source = d.dir / "does-not-exist"
+    bad = sleeper("app", f'volumes = [{{ type = "bind", source = "{source}", target = "/x", '
+                         'create_host_path = false }]')
     r = d.gen("switch", d.spec(bad))
-    assert r.code == 2 and "does-not-exist" in r.err
+    assert r.code == 1 and "does-not-exist" in r.err and "create_host_path" in r.err, r.err
     assert d.ids_by_service() == before and current(d) == 1
+    source.mkdir()
+    built = d.gen("build", d.spec(bad))
+    assert built.code == 0, built.err
+    source.rmdir()
+    r = d.gen("switch", built.out.strip(), "-p", d.profile)
+    assert r.code == 2 and "does-not-exist" in r.err, r.err
+    assert d.ids_by_service() == before and current(d) == 1 and not source.exists()
 
 
 def test_dry_run_prints_the_plan_and_changes_nothing(deployment):

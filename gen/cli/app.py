@@ -16,7 +16,8 @@ from typing import Optional
 import typer
 
 from gen.api import GenError, StoreError
-from gen.cli.options import (ComposeProfileOpt, DryRunOpt, JsonOpt, LockTimeoutOpt, ProfileOpt, Pull, PullOpt, QuietOpt,
+from gen.cli.closures import register as register_closure_verbs
+from gen.cli.options import (ClosureOpt, ComposeProfileOpt, DryRunOpt, JsonOpt, LockTimeoutOpt, ProfileOpt, Pull, PullOpt, QuietOpt,
                              RebuildOpt, StableForOpt, StateDirOpt, TimeoutOpt)
 
 EXAMPLES = """Examples:
@@ -40,11 +41,12 @@ app = typer.Typer(add_completion=True, no_args_is_help=True, pretty_exceptions_e
 
 def _gen(state_dir: Optional[Path], timeout: float = 60.0, lock_timeout: float = 30.0, quiet: bool = True,
          reporter=None, stable_for: float = 1.0, pull: Optional[Pull] = None, rebuild: bool = False,
-         compose_profiles: list[str] | None = None):
+         compose_profiles: list[str] | None = None, closure: bool | None = None):
     from gen.api import Gen, Options
     from gen.cli.progress import Quiet
     reporter = reporter or Quiet()
-    return Gen(state_dir, options=Options(timeout_s=timeout, stability_s=stable_for), lock_timeout=lock_timeout,
+    return Gen(state_dir, options=Options(timeout_s=timeout, stability_s=stable_for, closure=closure),
+               lock_timeout=lock_timeout,
                progress=reporter.progress, on_plan=reporter.on_plan, pull=Pull(pull).value if pull else None,
                rebuild=rebuild, compose_profiles=compose_profiles or ())
 
@@ -99,14 +101,16 @@ def switch(target: str = typer.Argument(..., help="Spec file, or a manifest hash
            profile: Optional[str] = ProfileOpt, state_dir: Optional[Path] = StateDirOpt,
            timeout: float = TimeoutOpt, lock_timeout: float = LockTimeoutOpt, dry_run: bool = DryRunOpt,
            quiet: bool = QuietOpt, as_json: bool = JsonOpt, stable_for: float = StableForOpt,
-           pull: Optional[Pull] = PullOpt, rebuild: bool = RebuildOpt, compose_profile: list[str] = ComposeProfileOpt):
+           pull: Optional[Pull] = PullOpt, rebuild: bool = RebuildOpt, compose_profile: list[str] = ComposeProfileOpt,
+           closure: Optional[bool] = ClosureOpt):
     """Build if needed, then activate as one transaction: all healthy, or the previous generation restored.
 
     Example: gen switch examples/shop/gen.toml --timeout 120
     """
     with _reporter(quiet or dry_run) as rep:
         result = _gen(state_dir, timeout, lock_timeout, reporter=rep, stable_for=stable_for, pull=pull,
-                      rebuild=rebuild, compose_profiles=compose_profile).switch(target, profile, dry_run=dry_run)
+                      rebuild=rebuild, compose_profiles=compose_profile, closure=closure).switch(
+            target, profile, dry_run=dry_run)
     _render_result(result, dry_run, as_json)
 
 
@@ -114,13 +118,14 @@ def switch(target: str = typer.Argument(..., help="Spec file, or a manifest hash
 def rollback(profile: Optional[str] = ProfileOpt, to: Optional[int] = typer.Option(None, "--to", help="Generation number."),
              state_dir: Optional[Path] = StateDirOpt, timeout: float = TimeoutOpt,
              lock_timeout: float = LockTimeoutOpt, dry_run: bool = DryRunOpt,
-             quiet: bool = QuietOpt, as_json: bool = JsonOpt, stable_for: float = StableForOpt):
+             quiet: bool = QuietOpt, as_json: bool = JsonOpt, stable_for: float = StableForOpt,
+             closure: Optional[bool] = ClosureOpt):
     """Activate the previous generation (or --to N). Moves `current`; creates no generation.
 
     Example: gen rollback -p shop --to 3
     """
     with _reporter(quiet or dry_run) as rep:
-        result = _gen(state_dir, timeout, lock_timeout, reporter=rep, stable_for=stable_for).rollback(
+        result = _gen(state_dir, timeout, lock_timeout, reporter=rep, stable_for=stable_for, closure=closure).rollback(
             profile, to, dry_run=dry_run)
     _render_result(result, dry_run, as_json)
 
@@ -280,6 +285,9 @@ def gc(profile: Optional[str] = ProfileOpt,
                                                            older_than=older_than, dry_run=dry_run)
     from gen.cli.views import render_gc
     print(json.dumps(report.to_json()) if as_json else render_gc(report))
+
+
+register_closure_verbs(app)     # closure, export, import, copy (gen.cli.closures)
 
 
 def _interrupt(signum, frame):

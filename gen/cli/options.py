@@ -32,3 +32,6 @@ ComposeProfileOpt = typer.Option([], "--compose-profile", metavar="NAME",
 StableForOpt = typer.Option(1.0, "--stable-for", min=0.0,
                             help="Seconds a container without a healthcheck must run without exiting or restarting "
                                  "to count as healthy.")
+ClosureOpt = typer.Option(None, "--closure/--no-closure",
+                          help="Archive this generation's images in the store (a rollback then needs no registry); "
+                               "default: the profile's setting (gen closure on|off).")

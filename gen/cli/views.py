@@ -84,8 +84,25 @@ def render_verify(result) -> list[tuple[str, str]]:
         out.append(("added", f"repaired {fix['hash']}  rebuilt from {fix['from']}"))
     for note in result.repair_notes:
         out.append(("dim", f"note     {note}"))
+    for blob in result.archives.corrupt:
+        out.append(("removed", f"corrupt  image archive {blob}"))
+    for p in result.archives.problems:
+        out.append(("removed", f"problem  {p}"))
+    for gen in result.images.unrestorable:
+        out.append(("removed", f"cannot roll back: profile {gen['profile']} generation {gen['generation']}: image "
+                               f"{', '.join(i[7:19] for i in gen['images'])} is not on the engine, not archived, "
+                               "and has no registry digest"))
+    if result.images.note:
+        out.append(("dim", f"note     {result.images.note}"))
     for name, n in sorted(result.profiles.items()):
         out.append(("", f"profile {name}: {n} generation(s) checked"))
+    if result.images.checked:
+        states: dict[str, int] = {}
+        for info in result.images.images.values():
+            states[info["state"]] = states.get(info["state"], 0) + 1
+        out.append(("", "images: " + (", ".join(f"{n} {state}" for state, n in sorted(states.items())) or "none")
+                    + (f"; archives: {result.archives.ok} ok, {_size(result.archives.size_bytes)}"
+                       if result.archives.ok or result.archives.corrupt else "")))
     out.append(("header" if result.ok else "removed",
                 f"objects: {result.objects_ok} ok, {len(result.corrupt)} corrupt, {len(result.missing)} missing"
                 + (f", {len(result.stray)} stray" if result.stray else "")
@@ -114,6 +131,10 @@ def render_gc(report) -> str:
               if report.objects_recent else "")
     rows.append(f"store: {would} {report.objects_deleted} object(s), {_size(report.bytes_freed)} "
                 f"{'would be ' if report.dry_run else ''}freed; {report.objects_live} live{recent}")
+    if report.archives_deleted or report.archives_live or report.archives_recent:
+        recent = f"; {report.archives_recent} newer than this run kept" if report.archives_recent else ""
+        rows.append(f"image archives: {would} {report.archives_deleted}, {_size(report.archive_bytes_freed)} "
+                    f"{'would be ' if report.dry_run else ''}freed; {report.archives_live} kept{recent}")
     if report.pins_added or report.pins_released:
         verb = ("would pin", "would release") if report.dry_run else ("pinned", "released")
         rows.append(f"images: {verb[0]} {len(report.pins_added)}, {verb[1]} {len(report.pins_released)}"
@@ -132,7 +153,9 @@ def _numbers(ns: list[int]) -> str:
 def _size(n: int) -> str:
     if n < 1024:
         return f"{n} B"
-    return f"{n / 1024:.1f} KiB" if n < 1024 * 1024 else f"{n / (1024 * 1024):.1f} MiB"
+    if n < 1024 ** 3:
+        return f"{n / 1024:.1f} KiB" if n < 1024 * 1024 else f"{n / (1024 * 1024):.1f} MiB"
+    return f"{n / 1024 ** 3:.2f} GiB"
 
 
 def render_error(e: Exception) -> None:

@@ -25,7 +25,7 @@ from typing import Callable
 
 from gen.deploy.commit import Commit, flip, interrupts_deferred
 from gen.deploy.health import has_check, probe_for, wait_healthy, waited_healthy
-from gen.deploy.images import ensure_images
+from gen.deploy.images import prepare_images
 from gen.deploy.jobs import as_created, is_job, wait_completed
 from gen.deploy.materialize import materialize, remove_stale, with_paths
 from gen.deploy.options import Options, Progress, no_progress
@@ -120,7 +120,8 @@ class Activation:
         # files are gone), so a missing or wrong key is found before the engine is asked anything.
         self._paths = materialize(self.target)
         new = [(s, c) for s in self.plan.steps for c in s.create]
-        ensure_images(self.engine, {s.service: self._obj(s.service) for s, _ in new}, self.progress)
+        prepare_images(self.engine, self.target, {s.service: self._obj(s.service) for s, _ in new}, self.progress,
+                       self.options.closure)
         for net in sorted({n for s, _ in new for n in Networks.joined(self._obj(s.service))}):
             self._ensure_network(net)
         for vol, opts in self.target.manifest["volumes"].items():
@@ -193,7 +194,7 @@ class Activation:
             job = is_job(self._obj(s.service))
             self.progress(s.service, "running job" if job else "waiting", "until it exits" if job else "for health")
         self._wait_level(started, deadline)
-        checkpoint("level ready")
+        checkpoint("level healthy")     # what the next levels need is there (the fault tests know this name)
 
     def _wait_level(self, started: dict[str, str], deadline: float) -> None:
         """Wait for what the next levels need: every job's exit 0; a long-running container running, or

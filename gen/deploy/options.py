@@ -19,6 +19,7 @@ class Options:
     poll_s: float = 0.05             # one engine list call per poll
     workers: int = 16
     early_probes: bool = True        # run healthchecks ourselves while Docker still says "starting" (see Probe)
+    closure: bool | None = None      # archive the generation's images in the store (None: the profile's setting)
 
 
 @dataclass(frozen=True)

@@ -5,10 +5,11 @@ Importing this package does not import `docker`: `connect()` does, so read-only 
 from gen.engine.base import ContainerDetails, Engine
 
 
-def connect() -> Engine:
-    """The Docker engine named by the environment (DOCKER_HOST, ...), checked to answer."""
+def connect(host: str | None = None) -> Engine:
+    """The Docker engine at `host` (unix://, tcp://, ssh://), else the one the environment names
+    (DOCKER_HOST, ...), checked to answer."""
     from gen.engine.docker import DockerEngine
-    return DockerEngine.from_env()
+    return DockerEngine.from_env(host=host)
 
 
 __all__ = ["ContainerDetails", "Engine", "connect"]

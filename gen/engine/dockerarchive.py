@@ -46,7 +46,7 @@ class Relay:
     def __iter__(self) -> Iterator[bytes]:
         try:
             yield from self._chunks
-        except BaseException as e:     # noqa: BLE001 - handed back to the caller by raise_failure
+        except BaseException as e:     # handed back to the caller by raise_failure
             self.failure = e
             raise
 
