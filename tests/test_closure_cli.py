@@ -42,7 +42,7 @@ def test_with_the_closure_kept_a_rollback_loads_the_removed_image_from_the_store
     assert r.code == 0 and "1 archived" in r.out, r.out
     r = d.gen("rollback", "-p", d.profile)
     assert r.code == 0, r.err
-    assert "loading" in r.err and running_image(d) == {old}
+    assert "from the closure" in r.err and running_image(d) == {old}
     # gc of the first generation frees the archive only that generation used.
     assert d.gen("switch", d.spec(service(new_tag))).code == 0
     r = d.gen("gc", "-p", d.profile, "--keep", "1")

@@ -41,7 +41,8 @@ def prepare_images(engine: Engine, target: Compiled, objects: dict[str, dict], p
         except ImageMissing as missing:
             _fetch(engine, state, service, obj, missing, progress)
     if state is not None and closure.enabled(state, target.manifest["profile"], keep_closure):
-        closure.archive_images(state, Store(state / "store"), engine, target, _bytes(progress, "archiving"))
+        for a in closure.archive_images(state, Store(state / "store"), engine, target, _bytes(progress, "archiving")):
+            progress(f"image {a.image[:19]}", "archived", f"{a.size / 1048576:.1f} MiB in the store")
 
 
 def _fetch(engine: Engine, state: Path | None, service: str, obj: dict, missing: ImageMissing,
@@ -53,6 +54,7 @@ def _fetch(engine: Engine, state: Path | None, service: str, obj: dict, missing:
         why = closure.restore(ArchiveIndex(state), BlobStore(store.root), engine, obj["image_id"],
                               _bytes(progress, "loading"))
         if why is None:
+            progress(service, "loaded", f"image {obj['image_id'][:19]} from the closure")
             return
     if not obj.get("image_digest"):
         raise ImageMissing(missing.subject, missing.image, f"no registry digest is pinned, and {why}") from None
@@ -60,14 +62,17 @@ def _fetch(engine: Engine, state: Path | None, service: str, obj: dict, missing:
 
 
 def _bytes(progress: Progress, phase: str):
-    """A byte count as a progress line: at most twice a second, and when an item is done."""
-    last = [0.0]
+    """Bytes moving, as a progress line per image at most every half second (a small image says nothing
+    until it is done: its caller reports that)."""
+    started: dict[str, float] = {}
+    shown: dict[str, float] = {}
 
     def report(what: str, done: int, total: int) -> None:
         now = time.monotonic()
-        if done == total or now - last[0] >= 0.5:
-            last[0] = now
-            progress("", phase, f"{what}: {done / 1048576:.1f} MiB" + (f" of {total / 1048576:.1f}" if total else ""))
+        started.setdefault(what, now)
+        if now - started[what] >= 0.5 and now - shown.get(what, 0.0) >= 0.5:
+            shown[what] = now
+            progress(what, phase, f"{done / 1048576:.1f} MiB" + (f" of {total / 1048576:.1f}" if total else ""))
     return report
 
 
