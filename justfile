@@ -29,3 +29,7 @@ faults *ARGS: setup
 bench *ARGS: setup
     if [ ! -f {{venv}}/.gen-bench-installed ] || [ pyproject.toml -nt {{venv}}/.gen-bench-installed ]; then {{py}} -m pip install -q --disable-pip-version-check -e '.[test,bench]' --config-settings editable_mode=compat && touch {{venv}}/.gen-bench-installed; fi
     {{py}} -m bench.run {{ARGS}}
+
+# The 3-node Swarm lab on this machine (scripts/swarm-lab): up | down | status | kill N | start N
+swarm-lab *ARGS:
+    scripts/swarm-lab {{ARGS}}

@@ -15,6 +15,7 @@ import pytest
 
 from tests.cleanup import remove_profile
 from tests.registry import registry  # noqa: F401  (the loopback registry fixture)
+from tests.swarm_lab import swarm_lab  # noqa: F401  (the 3-node Swarm lab fixture: scripts/swarm-lab)
 
 ROOT = Path(__file__).resolve().parent.parent
 IMAGE = os.environ.get("GEN_TEST_IMAGE", "gen-test/busybox:1")
