@@ -39,7 +39,7 @@ class Gen:
     def __init__(self, state_dir: str | os.PathLike | None = None, engine: "Engine | None" = None,
                  options: Options = Options(), progress: Progress = no_progress, lock_timeout: float = 30.0,
                  on_plan=None, pull: str | None = None, rebuild: bool = False,
-                 compose_profiles: "list[str] | tuple[str, ...]" = ()):
+                 compose_profiles: "list[str] | tuple[str, ...]" = (), target: str | None = None, push_to: str | None = None):
         """pull ("always" | "missing" | "never") overrides every service's pull_policy in the builds of
         this Gen; rebuild builds every `build` service again (gen.state.images); compose_profiles
         enables the services of those `profiles` (none given: a Compose file reads COMPOSE_PROFILES)."""
@@ -51,6 +51,7 @@ class Gen:
         self.rebuild = rebuild
         self.compose_profiles = tuple(compose_profiles)
         self.lock_timeout = lock_timeout
+        self.target, self.push_to = target, push_to     # a switch's --target, --push-to (gen.state.target)
         self.on_plan = on_plan or (lambda plan: None)     # told the plan just before it is executed
         self._engine = engine
         self._sources: dict[str, dict] = {}    # manifest hash -> source object of the spec last built into it
@@ -66,9 +67,9 @@ class Gen:
         from gen.state.manifests import load_compiled
         return load_compiled(self.store, manifest_hash)
 
-    def _deployer(self) -> "Deployer":
-        from gen.deploy.transaction import Deployer
-        return Deployer(self.store, self.engine, self.options, self.progress, self.on_plan)
+    def _deployer(self, prof: Profile | None = None) -> "Deployer":
+        from gen.deploy.swarm import deployer_for      # by the profile's target: the local engine, or a Swarm
+        return deployer_for(self.store, lambda: self.engine, self.options, self.progress, self.on_plan, prof, self.target, self.push_to)
 
     # -- build -----------------------------------------------------------------------------------
     def compile(self, spec_path: str | os.PathLike, profile: str | None = None) -> "Compiled":
@@ -135,11 +136,12 @@ class Gen:
     def switch(self, target: str, profile: str | None = None, dry_run: bool = False) -> Result:
         compiled = self.resolve(target, profile, write=not dry_run)
         prof = Profile(self.state_dir, compiled.manifest["profile"])
-        d = self._deployer()
+        d = self._deployer(prof)
         if dry_run:
             return d.dry_run(prof, compiled)
         from gen.deploy.recovery import recover_if_interrupted
         with prof.locked(self.lock_timeout):
+            d.target.record(prof)           # chosen by the first switch (gen.state.target)
             recover_if_interrupted(d, prof)
             commit = d.commit_switch(prof, compiled, lambda: self.source_of(compiled.manifest_hash, store=True))
             return d.activate(prof, compiled, "switch", commit)
@@ -148,7 +150,7 @@ class Gen:
         prof = self.profile(profile)
         gen = _rollback_target(prof, to)
         compiled = self._load(gen.manifest)
-        d = self._deployer()
+        d = self._deployer(prof)
         if dry_run:
             return d.dry_run(prof, compiled)
         from gen.deploy.recovery import recover_if_interrupted
@@ -163,7 +165,7 @@ class Gen:
         from gen.deploy.recovery import recover
         prof = self.profile(profile)
         with prof.locked(self.lock_timeout):
-            return recover(self._deployer(), prof)
+            return recover(self._deployer(prof), prof)
 
     def gc(self, profile: str | None = None, *, all_profiles: bool = False, keep: int | None = None,
            older_than: str | None = None, dry_run: bool = False):
@@ -178,7 +180,7 @@ class Gen:
             for prof in (Profile(self.state_dir, name) for name in chosen):
                 if prof.journal():
                     with prof.locked(self.lock_timeout):
-                        recover_if_interrupted(self._deployer(), prof)
+                        recover_if_interrupted(self._deployer(prof), prof)
         return collect(self.state_dir, self.store, lambda: self.engine, profile, all_profiles=all_profiles,
                        keep=keep, older_than=older_than, dry_run=dry_run, lock_timeout=self.lock_timeout)
 
@@ -201,9 +203,11 @@ class Gen:
         try:
             current = prof.current()
             compiled = self._load(current.manifest) if current else compile_empty(prof.name)
+            if (d := self._deployer(prof)).target.kind == "swarm":
+                return d.status(prof, current, compiled)       # services and their tasks (gen.deploy.swarm)
             observed = self.engine.observe(prof.name)
             return status(prof.name, current.number if current else None, compiled,
-                          self._deployer().plan(prof, compiled, observed), observed, prof.journal())
+                          d.plan(prof, compiled, observed), observed, prof.journal())
         finally:
             lock.release()
 

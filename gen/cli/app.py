@@ -18,7 +18,7 @@ import typer
 from gen.api import GenError, StoreError
 from gen.cli.closures import register as register_closure_verbs
 from gen.cli.options import (ClosureOpt, ComposeProfileOpt, DryRunOpt, JsonOpt, LockTimeoutOpt, ProfileOpt, Pull, PullOpt, QuietOpt,
-                             RebuildOpt, StableForOpt, StateDirOpt, TimeoutOpt)
+                             PushToOpt, RebuildOpt, StableForOpt, StateDirOpt, TargetKind, TargetOpt, TimeoutOpt)
 
 EXAMPLES = """Examples:
 
@@ -41,14 +41,15 @@ app = typer.Typer(add_completion=True, no_args_is_help=True, pretty_exceptions_e
 
 def _gen(state_dir: Optional[Path], timeout: float = 60.0, lock_timeout: float = 30.0, quiet: bool = True,
          reporter=None, stable_for: float = 1.0, pull: Optional[Pull] = None, rebuild: bool = False,
-         compose_profiles: list[str] | None = None, closure: bool | None = None):
+         compose_profiles: list[str] | None = None, closure: bool | None = None, target=None, push_to=None):
     from gen.api import Gen, Options
     from gen.cli.progress import Quiet
     reporter = reporter or Quiet()
     return Gen(state_dir, options=Options(timeout_s=timeout, stability_s=stable_for, closure=closure),
                lock_timeout=lock_timeout,
                progress=reporter.progress, on_plan=reporter.on_plan, pull=Pull(pull).value if pull else None,
-               rebuild=rebuild, compose_profiles=compose_profiles or ())
+               rebuild=rebuild, compose_profiles=compose_profiles or (), target=TargetKind(target).value if target else None,
+               push_to=push_to)
 
 
 def _reporter(quiet: bool):
@@ -102,14 +103,14 @@ def switch(target: str = typer.Argument(..., help="Spec file, or a manifest hash
            timeout: float = TimeoutOpt, lock_timeout: float = LockTimeoutOpt, dry_run: bool = DryRunOpt,
            quiet: bool = QuietOpt, as_json: bool = JsonOpt, stable_for: float = StableForOpt,
            pull: Optional[Pull] = PullOpt, rebuild: bool = RebuildOpt, compose_profile: list[str] = ComposeProfileOpt,
-           closure: Optional[bool] = ClosureOpt):
+           closure: Optional[bool] = ClosureOpt, runs_on: Optional[TargetKind] = TargetOpt, push_to: Optional[str] = PushToOpt):
     """Build if needed, then activate as one transaction: all healthy, or the previous generation restored.
 
     Example: gen switch examples/shop/gen.toml --timeout 120
     """
     with _reporter(quiet or dry_run) as rep:
         result = _gen(state_dir, timeout, lock_timeout, reporter=rep, stable_for=stable_for, pull=pull,
-                      rebuild=rebuild, compose_profiles=compose_profile, closure=closure).switch(
+                      rebuild=rebuild, compose_profiles=compose_profile, closure=closure, target=runs_on, push_to=push_to).switch(
             target, profile, dry_run=dry_run)
     _render_result(result, dry_run, as_json)
 

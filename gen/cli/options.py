@@ -13,6 +13,12 @@ class Pull(str, Enum):
     never = "never"
 
 
+class TargetKind(str, Enum):
+    """--target: where a profile's generations run, chosen by its first switch (gen.state.target)."""
+    engine = "engine"
+    swarm = "swarm"
+
+
 ProfileOpt = typer.Option(None, "-p", "--profile", help="Profile name (default: the spec's `name`, or the only profile).")
 StateDirOpt = typer.Option(None, "--state-dir", envvar="GEN_STATE_DIR",
                            help="State directory (default: $XDG_STATE_HOME/gen).")
@@ -35,3 +41,10 @@ StableForOpt = typer.Option(1.0, "--stable-for", min=0.0,
 ClosureOpt = typer.Option(None, "--closure/--no-closure",
                           help="Archive this generation's images in the store (a rollback then needs no registry); "
                                "default: the profile's setting (gen closure on|off).")
+TargetOpt = typer.Option(None, "--target", case_sensitive=False,
+                         help="Where the profile runs, chosen at its first switch and recorded: engine (containers on "
+                              "the Docker engine, the default) or swarm (services on the Swarm whose manager "
+                              "DOCKER_HOST names). A later switch may not change it.")
+PushToOpt = typer.Option(None, "--push-to", metavar="REGISTRY",
+                         help="Swarm: push every image that has no registry digest to REGISTRY (host[:port]) before "
+                              "the activation, and run it by the pushed digest (recorded with the profile's target).")

@@ -56,7 +56,7 @@ def status(profile: str, generation: int | None, compiled: Compiled, plan: Plan,
     extra = [_describe(by_id[cid]) for cid in plan.to_remove
              if by_id[cid].service not in compiled.services or by_id[cid].hash != compiled.services[by_id[cid].service][0]]
     return Status(profile, generation, compiled.manifest_hash if generation else None, services, extra,
-                  _activation(journal))
+                  activation_state(journal))
 
 
 def in_progress(profile: str, generation: int | None, manifest: str | None, holder_pid: int | None,
@@ -88,7 +88,8 @@ def _describe(c: Observed, job: bool = False) -> dict:
     return {"name": c.name, "id": c.id[:12], "service": c.service, "hash": c.hash, "state": state}
 
 
-def _activation(journal: dict | None) -> dict | None:
+def activation_state(journal: dict | None) -> dict | None:
+    """The journal as `gen status` shows it: the activation in progress (its pid alive) or interrupted."""
     if not journal:
         return None
     return {**journal, "state": "in progress" if _alive(journal.get("pid")) else "interrupted"}

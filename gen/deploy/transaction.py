@@ -32,6 +32,7 @@ from gen.state import roots
 from gen.state.manifests import store_compiled
 from gen.state.pins import pin_images
 from gen.state.profile import Profile
+from gen.state.target import Target
 from store import Store
 from store.errors import StoreError
 from store.objects import HASH_RE
@@ -51,6 +52,7 @@ class Deployer:
     options: Options = Options()
     progress: Progress = no_progress
     on_plan: Callable[[Plan], None] = field(default=lambda plan: None)   # told the plan before it runs
+    target: Target = field(default_factory=Target)     # the local engine; a Swarm's: gen.deploy.swarm
 
     def plan(self, prof: Profile, compiled: Compiled, observed: list | None = None) -> Plan:
         """The plan from what runs now (observed, when the caller has already listed it)."""
@@ -96,9 +98,7 @@ class Deployer:
         current = prof.current()
         p = self.plan(prof, compiled)
         if p.is_noop and current and current.manifest == compiled.manifest_hash:
-            # Nothing to change on the engine, but the running containers' pinned files (secrets,
-            # configs on tmpfs) may be gone (removed by hand): written again, or their next restart fails.
-            materialize(compiled)
+            self.refresh(compiled)      # nothing to change, but pinned files removed by hand are written again
             return Result(prof.name, current.number, compiled.manifest_hash, p, False,
                           f"generation {current.number} is already current; nothing to do")
         if not p.is_noop:
@@ -110,7 +110,7 @@ class Deployer:
         warnings: list[str] = []
         try:
             previous = self._manifests(current.manifest if current else None, interrupted)
-            number = Activation(self.engine, compiled, p, self.options, self.progress, previous).run(commit)
+            number = self.execute(compiled, p, previous, commit)
         except Exception as e:
             if isinstance(e, ActivationFailed) and e.restored:
                 # the previous state is back; otherwise the journal stays for recovery
@@ -126,6 +126,15 @@ class Deployer:
             **record, "to": number, "outcome": "ok", "duration_s": round(duration, 3)})
         message = f"generation {number} is now current" if number else "no generation is current; no containers run"
         return Result(prof.name, number, compiled.manifest_hash, p, True, message, duration, tuple(warnings))
+
+    def execute(self, compiled: Compiled, p: Plan, previous: tuple[dict, ...], commit: Commit) -> int | None:
+        """Run the transaction of plan `p` (a Swarm's: gen.deploy.swarm overrides this and refresh)."""
+        return Activation(self.engine, compiled, p, self.options, self.progress, previous).run(commit)
+
+    def refresh(self, compiled: Compiled) -> None:
+        """A no-op switch: nothing changes on the engine, but the running containers' pinned files (secrets,
+        configs on tmpfs) may be gone (removed by hand): written again, or their next restart fails."""
+        materialize(compiled)
 
     def _best_effort(self, warnings: list[str], what: str, fn, *args) -> None:
         """Bookkeeping whose failure must not change an outcome already decided: warn, go on."""
