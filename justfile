@@ -16,6 +16,10 @@ setup:
 demo: setup
     PATH="$PWD/{{venv}}/bin:$PATH" scripts/demo
 
+# The same generations on a 3-node Swarm (the lab: scripts/swarm-lab), switch -> change -> failure undone -> rollback
+demo-swarm: setup
+    PATH="$PWD/{{venv}}/bin:$PATH" scripts/demo-swarm
+
 # The whole test suite on the real engine (extra arguments go to pytest)
 test *ARGS: setup
     {{py}} -m pytest -q {{ARGS}}

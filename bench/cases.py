@@ -1,5 +1,6 @@
 """The benchmark cases. A container case runs one tool through a scenario and returns the timed
-metrics; a gen-only case (build, list, store) runs the gen CLI alone. Seconds unless said otherwise.
+metrics; a gen-only case (build, list, store) runs the gen CLI alone; a Swarm case (bench.swarm) runs on
+the bench's own Swarm lab, only when asked for. Seconds unless said otherwise.
 """
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from bench import specs
+from bench import specs, swarm
 from bench.tools import Gen, Tool, run
 
 BIG = 1000               # services in the build and store-growth specs
@@ -24,6 +25,9 @@ class Ctx:
     prefix: str          # every project name of this run starts with it
     api: object
     n: int               # services in the no-op / change / rollback cases
+    lab: object = None   # bench.swarmlab.Lab, up while Swarm cases run
+    swarm_api: object = None     # an APIClient on the lab's manager
+    ports: int = 0       # host ports handed out to Swarm runs so far
     dirs: dict[str, Path] = field(default_factory=dict)
     cache: dict = field(default_factory=dict)
 
@@ -123,9 +127,18 @@ class Case:
     fn: Callable
     tools: tuple[str, ...] = ("gen", "compose", "floor")
     once: bool = False          # deterministic: one repetition is enough
+    make: Callable | None = None    # (tool name, project, ctx) -> Tool; None: bench.tools.TOOLS on the local engine
+    reps: int | None = None     # repetitions unless --reps says otherwise (None: the run's default)
+    swarm: bool = False         # runs on the Swarm lab, brought up for it; not in the default set
 
 
 WINDOWED = ("gen", "gen0", "compose", "floor")     # cases where gen's stability window matters
+SWARM_REPS = 3
+
+
+def swarm_cases() -> list[Case]:
+    return [Case("swarm-change", swarm.change, ("gen0", "gen", "stack"), make=swarm.make_tool, reps=SWARM_REPS,
+                 swarm=True)]
 
 
 def all_cases(n: int, quick: bool) -> list[Case]:

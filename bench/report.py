@@ -1,4 +1,5 @@
-"""Statistics, targets and output: the console table, results/latest.json and results/latest.md."""
+"""Statistics, targets and output: the console table, results/latest.json and results/latest.md (a run of
+the Swarm cases alone: results/latest-swarm.json and .md, leaving the engine-local figures in place)."""
 from __future__ import annotations
 
 import json
@@ -17,7 +18,8 @@ def label(metric: str) -> str:
     names = {"cold": "cold deploy, N={}", "noop": "no-op redeploy, N={}", "change": "change 1 env var of {}",
              "rollback": "roll that change back, N={}", "healthy": "{} service, 200 ms healthcheck",
              "list": "gen list, {} generations"}
-    fixed = {"build1000": "gen build, 1,000 services", "build1000_warm": "gen build again (store warm)",
+    fixed = {"swarm_change10": "Swarm: change 1 env var of 10 services", "swarm_rollback10": "Swarm: roll that change back",
+             "build1000": "gen build, 1,000 services", "build1000_warm": "gen build again (store warm)",
              "store_objects": "store growth (objects), 1 change of 1,000",
              "store_bytes": "store growth (bytes), 1 change of 1,000"}
     if metric in fixed:
@@ -84,9 +86,15 @@ def _num(v: float, unit: str) -> str:
     return f"{v:.2f}x" if unit == "x" else (f"{v:.0f}{unit}" if unit == " objects" else f"{v:.3f}{unit}")
 
 
+def is_swarm(metric: str) -> bool:
+    return metric.startswith("swarm_")
+
+
 def table_rows(st: dict) -> list[list[str]]:
     rows = []
     for metric, by_tool in st.items():
+        if is_swarm(metric):
+            continue
         r_c, r_f = ratio(st, metric, "gen", "compose"), ratio(st, metric, "gen", "floor")
         r_0 = ratio(st, metric, "gen0", "compose")
         rows.append([label(metric)] + [by_tool[t].show(metric) if t in by_tool else "-" for t in TOOLS]
@@ -98,13 +106,42 @@ HEADER = ["case", "gen median (min-max)", "gen --stable-for 0", "compose", "floo
           "gen --stable-for 0 / compose"]
 
 
-def console(st: dict, tgt: list[dict]) -> str:
-    rows = [HEADER] + table_rows(st)
-    widths = [max(len(r[i]) for r in rows) for i in range(len(HEADER))]
+# The Swarm section: gen with the guarantee `docker stack deploy` + convergence gives (--stable-for 0) first.
+SWARM_TOOLS = ("gen0", "gen", "stack")
+SWARM_HEADER = ["Swarm case", "gen --stable-for 0 median (min-max)", "gen (1 s window)",
+                "docker stack deploy + convergence", "gen --stable-for 0 / stack", "gen / stack"]
+SWARM_NOTE = ("Swarm: 10 busybox services on the bench's 3-node lab (scripts/swarm-lab), one with a host-mode "
+              "port and a healthcheck; stack = `docker stack deploy --resolve-image never` of the equivalent "
+              "Compose file (gen's update config: all tasks at once, start-first/stop-first; monitor 1ms, as "
+              "0 means Swarm's 5 s default) plus "
+              "polling until UpdateStatus is completed and every task of the new spec runs; its rollback "
+              "deploys the previous file (`docker service rollback` goes back one step of one service only).")
+
+
+def swarm_rows(st: dict) -> list[list[str]]:
+    rows = []
+    for metric, by_tool in st.items():
+        if is_swarm(metric):
+            ratios = [ratio(st, metric, t, "stack") for t in ("gen0", "gen")]
+            rows.append([label(metric)] + [by_tool[t].show(metric) if t in by_tool else "-" for t in SWARM_TOOLS]
+                        + [f"{r:.2f}x" if r else "-" for r in ratios])
+    return rows
+
+
+def _columns(rows: list[list[str]]) -> list[str]:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
-    lines += ["", "targets (reported, never enforced):"]
-    lines += [f"  {t['verdict']:<7} {t['text']}" for t in tgt]
+    return lines
+
+
+def console(st: dict, tgt: list[dict]) -> str:
+    lines = _columns([HEADER] + table_rows(st)) if table_rows(st) else []
+    if swarm_rows(st):
+        lines += ([""] if lines else []) + _columns([SWARM_HEADER] + swarm_rows(st))
+    if any(t["value"] is not None for t in tgt):
+        lines += ["", "targets (reported, never enforced):"]
+        lines += [f"  {t['verdict']:<7} {t['text']}" for t in tgt]
     return "\n".join(lines)
 
 
@@ -125,29 +162,39 @@ def machine(compose_version: str) -> dict:
 
 
 def write(out_dir: Path, meta: dict, options: dict, samples: dict, st: dict, tgt: list[dict],
-          errors: list[str]) -> None:
+          errors: list[str], stem: str = "latest") -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     doc = {"meta": meta, "options": options, "errors": errors, "targets": tgt,
            "metrics": {m: {"label": label(m), **{t: {"median": s.median, "min": s.low, "max": s.high,
                                                      "samples": list(s.samples)} for t, s in by_tool.items()},
                            "gen/compose": ratio(st, m, "gen", "compose"), "gen/floor": ratio(st, m, "gen", "floor"),
-                           "gen0/compose": ratio(st, m, "gen0", "compose")}
+                           "gen0/compose": ratio(st, m, "gen0", "compose"),
+                           **({"gen0/stack": ratio(st, m, "gen0", "stack"), "gen/stack": ratio(st, m, "gen", "stack")}
+                              if is_swarm(m) else {})}
                        for m, by_tool in st.items()}}
-    _atomic(out_dir / "latest.json", json.dumps(doc, indent=2) + "\n")
+    _atomic(out_dir / f"{stem}.json", json.dumps(doc, indent=2) + "\n")
     md = [f"# gen benchmark, {meta['date']}", "",
           f"Machine: {meta['nproc']} CPU(s) ({meta['cpu']}), {meta['memory_gib']} GiB memory, Docker "
           f"{meta['docker']}, Docker Compose {meta['compose']}, gen: {meta['gen_cli']}"
           f"{'' if meta.get('gen_is_repo', True) else ' (a frozen build, not the work tree)'}, repo at "
           f"{meta['gen_commit']}. "
-          f"{options['reps']} repetitions per case, tools alternated; times are whole deploys, medians "
-          "with min-max.", "",
-          "| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
-    md += ["| " + " | ".join(r) + " |" for r in table_rows(st)]
-    md += ["", "| target | measured | |", "|---|---|---|"]
-    md += [f"| {t['target']} | {t['text'].split(': ', 1)[1]} | {t['verdict']} |" for t in tgt]
+          f"{options['reps'] if table_rows(st) else options.get('swarm_reps')} repetitions per case, tools "
+          "alternated; times are whole deploys, medians with min-max.", ""]
+    if table_rows(st):
+        md += ["| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
+        md += ["| " + " | ".join(r) + " |" for r in table_rows(st)]
+    if swarm_rows(st):
+        lab = meta.get("swarm_lab") or {}
+        md += ["", (f"{SWARM_NOTE} {options.get('swarm_reps', options['reps'])} repetitions; the lab came up in "
+                    f"{lab.get('bringup_s', '?')} s."), "",
+               "| " + " | ".join(SWARM_HEADER) + " |", "|" + "---|" * len(SWARM_HEADER)]
+        md += ["| " + " | ".join(r) + " |" for r in swarm_rows(st)]
+    if any(t["value"] is not None for t in tgt):
+        md += ["", "| target | measured | |", "|---|---|---|"]
+        md += [f"| {t['target']} | {t['text'].split(': ', 1)[1]} | {t['verdict']} |" for t in tgt]
     if errors:
         md += ["", "Errors:", ""] + [f"- {e.splitlines()[0]}" for e in errors]
-    _atomic(out_dir / "latest.md", "\n".join(md) + "\n")
+    _atomic(out_dir / f"{stem}.md", "\n".join(md) + "\n")
 
 
 def _atomic(path: Path, text: str) -> None:

@@ -88,16 +88,16 @@ def compose_doc(svcs: list[Service]) -> dict:
 
 
 def compose_yaml(svcs: list[Service]) -> str:
-    return "\n".join(_yaml(compose_doc(svcs), 0)) + "\n"
+    return "\n".join(yaml_block(compose_doc(svcs), 0)) + "\n"
 
 
-def _yaml(value: dict, indent: int) -> list[str]:
+def yaml_block(value: dict, indent: int) -> list[str]:
     """Block YAML for nested dicts whose leaves are scalars or lists of scalars (flow style)."""
     pad, lines = "  " * indent, []
     for key, v in value.items():
         if isinstance(v, dict):
             lines.append(f"{pad}{key}:" + ("" if v else " {}"))
-            lines += _yaml(v, indent + 1)
+            lines += yaml_block(v, indent + 1)
         else:
             lines.append(f"{pad}{key}: {json.dumps(v)}")     # JSON scalars/arrays are valid YAML
     return lines

@@ -44,10 +44,11 @@ def client() -> docker.APIClient:
     return docker.APIClient(version=API_VERSION, timeout=120, max_pool_size=32)
 
 
-def run(cmd: list[str], what: str, timeout: float = DEPLOY_TIMEOUT_S) -> str:
+def run(cmd: list[str], what: str, timeout: float = DEPLOY_TIMEOUT_S, env: dict | None = None) -> str:
     """Run a command to completion; DeployFailed (with the output's tail) unless it exits 0."""
     try:
-        p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL, env=env,
+                           check=False)
     except subprocess.TimeoutExpired:
         raise DeployFailed(f"{what}: no answer within {timeout:.0f} s: {' '.join(map(str, cmd))}") from None
     if p.returncode != 0:

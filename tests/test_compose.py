@@ -148,7 +148,9 @@ VARIANTS = [
     ('ports: ["127.0.0.1:8080:80"]', "ports",
      [{"host_ip": "127.0.0.1", "host_port": 8080, "container_port": 80, "protocol": "tcp"}]),
     ("ports: [{target: 80, published: 8080, host_ip: 127.0.0.1, protocol: tcp, mode: host}]", "ports",
-     [{"host_ip": "127.0.0.1", "host_port": 8080, "container_port": 80, "protocol": "tcp"}]),
+     [{"host_ip": "127.0.0.1", "host_port": 8080, "container_port": 80, "protocol": "tcp", "mode": "host"}]),
+    ("ports: [{target: 80, published: '8080', protocol: tcp, mode: ingress}]", "ports",   # docker compose config's
+     [{"host_ip": "", "host_port": 8080, "container_port": 80, "protocol": "tcp"}]),
     ('ports: ["[::1]:53:53/udp"]', "ports", [{"host_ip": "::1", "host_port": 53, "container_port": 53, "protocol": "udp"}]),
     ('ports: [{target: "53", published: "53", host_ip: "0:0::1", protocol: udp}]', "ports",
      [{"host_ip": "::1", "host_port": 53, "container_port": 53, "protocol": "udp"}]),
@@ -535,10 +537,9 @@ BAD = [
     # restart, deploy, grace, labels, user, working_dir, secrets
     ("restart: sometimes", "", "services.web.restart", "invalid restart policy"),
     ("deploy: {replicas: 0}", "", "services.web.deploy.replicas", "out of range"),
-    ("deploy: {replicas: 2}\nports: ['80:80']", "", "services.web.deploy.replicas", "cannot all publish"),
     ("deploy: {resources: {reservations: {devices: [{capabilities: [gpu]}]}}}", "",
      "services.web.deploy.resources.reservations.devices", "not supported: device requests (GPUs)"),
-    ("deploy: {replicaz: 1}", "", "services.web.deploy.replicaz", "unknown key (expected one of: replicas, resources, update_config)"),
+    ("deploy: {replicaz: 1}", "", "services.web.deploy.replicaz", "unknown key (expected one of: endpoint_mode, placement, replicas, resources, update_config)"),
     ("stop_grace_period: 10", "", "services.web.stop_grace_period", "must be a duration string"),
     ("stop_grace_period: 25h", "", "services.web.stop_grace_period", "too large"),
     ("labels: {gen.profile: x}", "", "services.web.labels.gen.profile", "reserved"),

@@ -417,8 +417,6 @@ BAD = [
     # ports
     ('ports = ["3000-3001:80"]', "ports: ['3000-3001:80']", "services.web.ports[0]", "host port range for one container port"),
     ('ports = ["80-x:80-81"]', "ports: ['80-x:80-81']", "services.web.ports[0]", "malformed port"),
-    ('ports = ["8080:80"]\nreplicas = 2', "ports: ['3000', '8080:80']\ndeploy: {replicas: 2}", None,
-     "cannot all publish host port 8080/tcp"),
     # healthcheck, profiles
     ('healthcheck = { test = ["CMD", "x"], start_interval = "fast" }',
      "healthcheck: {test: [CMD, x], start_interval: fast}", "services.web.healthcheck.start_interval", "invalid duration"),

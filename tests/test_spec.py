@@ -311,7 +311,6 @@ BAD = [
     (svc('ports = ["80:80", "[::1]:80:81"]'), "services.web.ports[1]", "already published"),
     (svc('ports = ["8080:80"]') + '[services.api]\nimage = "api"\nports = ["127.0.0.1:8080:80"]\n',
      "services.web.ports[0]", "host port 8080/tcp is already published by services.api.ports[0]"),
-    (svc('ports = ["80:80"]\nreplicas = 2'), "services.web.replicas", "cannot all publish host port 80/tcp"),
     # volumes
     (svc('volumes = ["dta:/data"]'), "services.web.volumes[0]", "named volume 'dta' is not declared in [volumes]"),
     (svc('volumes = ["./data:/data"]'), "services.web.volumes[0]", "must be an absolute path"),

@@ -13,7 +13,7 @@ P = "shop"
 
 def svc(name, *, env=None, update="start-first", ports=(), depends_on=(), replicas=1):
     return {"name": name, "image": "img", "image_id": "sha256:a", "command": None, "entrypoint": None,
-            "env": env or {}, "ports": [{"host_ip": "", "host_port": p, "container_port": 80, "protocol": "tcp"}
+            "env": env or {}, "ports": [{"host_ip": "", "host_port": p, "container_port": 80, "protocol": "tcp", "mode": "host"}
                                         for p in ports],
             "volumes": [], "depends_on": list(depends_on), "replicas": replicas, "update": update,
             "stop_grace_ms": 0, "restart": "always", "healthcheck": None, "labels": {}, "user": None,

@@ -114,7 +114,9 @@ def test_resources_limits_and_reservations():
 @pytest.mark.parametrize("body, order, forced", [
     ('update = "start-first"\n', "start-first", False),
     ('update = "stop-first"\n', "stop-first", False),
-    ('update = "start-first"\nports = ["8080:80"]\n', "stop-first", True),      # old and new cannot both bind it
+    ('update = "start-first"\nports = [{ target = 80, published = 8080, mode = "host" }]\n', "stop-first",
+     True),                                                                     # old and new cannot both bind it
+    ('update = "start-first"\nports = ["8080:80"]\n', "start-first", False),     # ingress: the mesh's port
     ('update = "start-first"\nports = ["80"]\n', "start-first", False),         # an ephemeral port: no clash
 ])
 def test_update_order(body, order, forced):
@@ -124,21 +126,15 @@ def test_update_order(body, order, forced):
     assert bool(update_order(obj_of(WEB + body)[1])[1]) == forced
 
 
-def test_ports_are_published_in_host_mode():
-    spec = mapped(WEB + 'ports = ["8080:80", "53:53/udp", "9000"]\n')
+def test_ports_are_published_in_their_mode():
+    """Absent mode is Compose's ingress (the routing mesh); `mode = "host"`: on the task's node."""
+    spec = mapped(WEB + 'ports = ["8080:80", { target = 53, published = 53, protocol = "udp", mode = "host" }, '
+                        '{ target = 9000, mode = "host" }, "9001"]\n')
     assert spec["EndpointSpec"] == {"Mode": "vip", "Ports": [
-        {"Protocol": "tcp", "TargetPort": 80, "PublishMode": "host", "PublishedPort": 8080},
+        {"Protocol": "tcp", "TargetPort": 80, "PublishMode": "ingress", "PublishedPort": 8080},
         {"Protocol": "udp", "TargetPort": 53, "PublishMode": "host", "PublishedPort": 53},
-        {"Protocol": "tcp", "TargetPort": 9000, "PublishMode": "host"}]}
-
-
-def test_swarm_keys_a_service_object_may_carry():
-    """placement and endpoint_mode: mapped when an object has them (the spec does not write them yet)."""
-    h, obj = obj_of(WEB)
-    obj = {**obj, "placement": ["node.role == worker"], "endpoint_mode": "dnsrr"}
-    spec = service_spec("shop", "web", h, "m" * 64, obj, Refs(image=IMAGE_ID, networks={"default": "shop_default"}))
-    assert spec["TaskTemplate"]["Placement"] == {"Constraints": ["node.role == worker"]}
-    assert spec["EndpointSpec"]["Mode"] == "dnsrr"
+        {"Protocol": "tcp", "TargetPort": 9000, "PublishMode": "host"},
+        {"Protocol": "tcp", "TargetPort": 9001, "PublishMode": "ingress"}]}
 
 
 def test_networks_with_aliases():

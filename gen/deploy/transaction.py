@@ -24,7 +24,7 @@ from gen.faults import checkpoint
 from gen.deploy.materialize import materialize
 from gen.deploy.options import Options, Progress, Result, no_progress
 from gen.engine.base import Engine
-from gen.errors import ActivationFailed, CorruptState, StateTooFull
+from gen.errors import ActivationFailed, CorruptState, SpecError, StateTooFull
 from gen.model import formats
 from gen.model.compile import Compiled
 from gen.model.plan import Plan, plan
@@ -55,7 +55,9 @@ class Deployer:
     target: Target = field(default_factory=Target)     # the local engine; a Swarm's: gen.deploy.swarm
 
     def plan(self, prof: Profile, compiled: Compiled, observed: list | None = None) -> Plan:
-        """The plan from what runs now (observed, when the caller has already listed it)."""
+        """The plan from what runs now (observed, when the caller has already listed it). What one engine
+        cannot run is refused here, before the journal, a generation or a container is touched (SpecError, exit 1)."""
+        check_one_engine(compiled)
         observed = self.engine.observe(prof.name) if observed is None else observed
         return plan(prof.name, compiled.services, observed, self.known(observed))
 
@@ -197,6 +199,17 @@ def _points_at(prof: Profile, number: int) -> bool:
         return prof.current_number() == number
     except Exception:
         return True
+
+
+def check_one_engine(compiled: Compiled) -> None:
+    """Replicas of a service that publishes a fixed host port cannot all bind it on one engine (on a Swarm
+    they can: one task per node, gen.deploy.swarm); the spec cannot know the target, so it is refused here."""
+    for name, (_, obj) in sorted(compiled.services.items()):
+        fixed = [port for port in obj["ports"] if port["host_port"]]
+        if obj["replicas"] > 1 and fixed:
+            port = f"{fixed[0]['host_port']}/{fixed[0]['protocol']}"
+            raise SpecError(f"services.{name}.replicas",
+                            f"{obj['replicas']} replicas cannot all publish host port {port} on one engine")
 
 
 def check_free_space(prof: Profile) -> None:

@@ -12,7 +12,10 @@
                 new cannot both bind it on one node, and Swarm would wait forever); all tasks at once,
                 FailureAction pause: gen judges health itself and undoes from its store
     networks    overlay networks of the profile (<profile>_<name>), with aliases
-    ports       published in host mode on the node that runs the task (the routing mesh is not used)
+    ports       PublishMode ingress (through the routing mesh on every node; absent `mode`, Compose's default)
+                or host (`mode: host`: on the node that runs the task; a node binds it once)
+    placement   constraints -> Placement.Constraints, max_replicas_per_node -> Placement.MaxReplicas
+    endpoint_mode   EndpointSpec.Mode: vip (absent) | dnsrr
     secrets, configs   Swarm secrets and configs named by content (file_name), with target, uid, gid, mode
     volumes     named (<profile>_<name>, one per node), bind, tmpfs, anonymous
     options     stop_signal, cap_add, cap_drop, sysctls, ulimits, tmpfs, extra_hosts, dns*, hostname,
@@ -20,9 +23,8 @@
 
 What a Swarm service cannot do is refused before anything is touched (check_service: a SpecError
 naming the key, exit 1), never dropped: container_name, network_mode, jobs, a port bound to one
-address, fixed addresses, and container options with no Swarm counterpart (privileged, devices, ...).
-A service object carrying `placement` (constraints) or `endpoint_mode` ("vip" | "dnsrr") has them
-mapped too (Placement.Constraints, EndpointSpec.Mode); the spec does not write these keys yet.
+address, fixed addresses, ingress ports beside endpoint_mode dnsrr (the routing mesh needs a virtual IP),
+and container options with no Swarm counterpart (privileged, devices, ...).
 """
 from __future__ import annotations
 
@@ -66,9 +68,13 @@ def file_name(profile: str, name: str, object_hash: str) -> str:
     return full if len(full) <= NAME_MAX else f"{profile[:NAME_MAX - 13]}_{object_hash[:12]}"
 
 
+def host_mode(port: dict) -> bool:
+    return port.get("mode") == "host"
+
+
 def update_order(obj: dict) -> tuple[str, str]:
-    """(Swarm's update order, why when it is not the spec's)."""
-    if obj["update"] == "start-first" and any(p["host_port"] for p in obj["ports"]):
+    """(Swarm's update order, why when it is not the spec's). An ingress port is the mesh's, not a task's."""
+    if obj["update"] == "start-first" and any(p["host_port"] and host_mode(p) for p in obj["ports"]):
         return "stop-first", "stop-first: it publishes a host port, which old and new cannot both bind on one node"
     return obj["update"], ""
 
@@ -86,6 +92,9 @@ def check_service(name: str, obj: dict) -> None:
         if port["host_ip"] not in ("", "0.0.0.0", "::"):
             raise SpecError(f"{path}.ports[{i}]", f"a Swarm publishes a port on every address of a node, not on "
                                                   f"{port['host_ip']} alone")
+        if not host_mode(port) and obj.get("endpoint_mode") == "dnsrr":
+            raise SpecError(f"{path}.ports[{i}]", "an ingress port needs endpoint_mode vip (the routing mesh "
+                                                  "forwards to a virtual IP): publish it with mode host")
     for net, how in (obj.get("networks") or {}).items():
         for key in ("ipv4_address", "ipv6_address"):
             if key in how:
@@ -127,7 +136,8 @@ def service_spec(profile: str, name: str, h: str, manifest: str, obj: dict, refs
         "UpdateConfig": {"Parallelism": 0, "Delay": 0, "FailureAction": "pause", "Monitor": MONITOR_NS,
                          "MaxFailureRatio": 0, "Order": order},
         "EndpointSpec": {"Mode": obj.get("endpoint_mode", "vip"), "Ports": [
-            {"Protocol": p["protocol"], "TargetPort": p["container_port"], "PublishMode": "host",
+            {"Protocol": p["protocol"], "TargetPort": p["container_port"],
+             "PublishMode": "host" if host_mode(p) else "ingress",
              **({"PublishedPort": p["host_port"]} if p["host_port"] else {})} for p in obj["ports"]]},
     }
     return spec
@@ -198,8 +208,11 @@ def resources(options: dict) -> dict:
 
 def placement(obj: dict, options: dict) -> dict:
     out: dict = {}
-    if obj.get("placement"):
-        out["Constraints"] = list(obj["placement"])
+    wanted = obj.get("placement") or {}
+    if "constraints" in wanted:
+        out["Constraints"] = list(wanted["constraints"])
+    if "max_replicas_per_node" in wanted:
+        out["MaxReplicas"] = wanted["max_replicas_per_node"]
     if "platform" in options:
         os_, _, arch = options["platform"].partition("/")
         out["Platforms"] = [{"OS": os_, "Architecture": arch.partition("/")[0]}]

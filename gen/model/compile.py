@@ -63,7 +63,8 @@ class ResolvedImage(NamedTuple):
 ResolveImage = Callable[[ImageRequest], "ResolvedImage | str"]   # a bare str is an ID without digest
 
 # Keys of a format 3 service object (and of its mounts); each present only when not its default.
-FORMAT_3_KEYS = ("options", "container_name", "networks", "network_mode", "conditions", "job", "image_digest")
+FORMAT_3_KEYS = ("options", "container_name", "networks", "network_mode", "conditions", "job", "image_digest",
+                 "placement", "endpoint_mode")
 MOUNT_3_KEYS = ("create_host_path", "nocopy", "propagation", "tmpfs_size", "tmpfs_mode")
 HEALTHCHECK_3_KEYS = ("start_interval_ms",)
 ONLY_DEFAULT = {DEFAULT_NETWORK: {}}     # the networks of a deployment (and of a service) before format 3
@@ -166,6 +167,7 @@ def service_object(svc: ServiceSpec, pinned: dict[tuple[str, str], Pinned],
 def _needs_format_3(obj: dict) -> bool:
     return (any(key in obj for key in FORMAT_3_KEYS)
             or any(key in m for m in obj["volumes"] for key in MOUNT_3_KEYS)
+            or any("mode" in p for p in obj["ports"])
             or any(m["type"] == "tmpfs" or m["type"] == "volume" and not m["source"] for m in obj["volumes"])
             or any(key in (obj["healthcheck"] or {}) for key in HEALTHCHECK_3_KEYS))
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from gen.errors import CorruptState, UnknownFormat
-from gen.model.shapes import (HEALTHCHECK_3, MANIFEST_KEYS, MOUNT_3, NETWORK_DEF, SERVICE_ADDED_3, STRING_MAP,
-                              STRINGS, Check, dict_of, is_hash, is_int, is_str, list_of, optional, table)
+from gen.model.shapes import (HEALTHCHECK_3, MANIFEST_KEYS, MOUNT_3, NETWORK_DEF, PORT_3, SERVICE_ADDED_3,
+                              STRING_MAP, STRINGS, Check, dict_of, is_hash, is_int, is_str, list_of, optional, table)
 from gen.model.types import FORMATS, ConfigObject, GenerationRecord, Journal, Manifest, SecretObject, ServiceObject
 
 KNOWN: dict[str, tuple[int, ...]] = {kind: tuple(range(1, newest + 1)) for kind, newest in FORMATS.items()}
@@ -46,7 +46,7 @@ SERVICE_SHAPE: dict[str, Check] = {
 # Format 2 pins its secrets and config files (gen.model.types).
 SERVICE_SHAPE_2: dict[str, Check] = {**SERVICE_SHAPE, "secrets": list_of(_PINNED), "configs": list_of(_PINNED)}
 # Format 3: mount and healthcheck options, and the keys of SERVICE_ADDED_3 where present; nothing else.
-SERVICE_SHAPE_3: dict[str, Check] = {**SERVICE_SHAPE_2, "volumes": list_of(MOUNT_3),
+SERVICE_SHAPE_3: dict[str, Check] = {**SERVICE_SHAPE_2, "volumes": list_of(MOUNT_3), "ports": list_of(PORT_3),
                                      "healthcheck": optional(HEALTHCHECK_3)}
 SERVICE_KEYS_3 = frozenset(SERVICE_SHAPE_3) | {"kind", "format"} | frozenset(SERVICE_ADDED_3)
 SECRET_SHAPE: dict[str, Check] = {"cipher": is_str, "nonce": lambda v: isinstance(v, bytes),

@@ -85,11 +85,14 @@ MOUNT_3 = exactly({"type": lambda v: v in ("volume", "bind", "tmpfs"), "source":
                    "tmpfs_size": is_int, "tmpfs_mode": lambda v: is_int(v) and v <= 0o7777})
 HEALTHCHECK_3 = exactly({"test": STRINGS, "interval_ms": is_int, "timeout_ms": is_int, "retries": is_int,
                          "start_period_ms": is_int}, {"start_interval_ms": is_int})
+PORT_3 = exactly({"host_ip": is_str, "host_port": is_int, "container_port": is_int, "protocol": is_str},
+                 {"mode": lambda v: v == "host"})
+PLACEMENT = exactly({}, {"constraints": STRINGS, "max_replicas_per_node": lambda v: is_int(v, 1)})
 # The keys format 3 adds to a service object (each absent when it is its default).
 SERVICE_ADDED_3: dict[str, Check] = {
     "options": OPTIONS, "container_name": is_str, "networks": dict_of(SERVICE_NETWORK), "network_mode": is_str,
     "conditions": dict_of(lambda v: v in ("healthy", "completed")), "job": lambda v: v is True,
-    "image_digest": is_str,
+    "image_digest": is_str, "placement": PLACEMENT, "endpoint_mode": lambda v: v == "dnsrr",
 }
 
 # -- format 2 of a manifest: the deployment's networks -------------------------------------------------

@@ -30,7 +30,8 @@ a known older one is upgraded in memory, an unknown one is refused before any en
 - Secret and config objects are new kinds: they carry `format` (1) from the start.
 - Format 3 of a service object adds what real Compose files need (issue 12): container options
   (`options`), `container_name`, `networks`, `network_mode`, depends_on `conditions`, `job`, the image's
-  registry digest (`image_digest`), and mount options. Each of these keys is written only when it
+  registry digest (`image_digest`), mount options, and the Swarm keys `placement`, `endpoint_mode` and
+  a port's `mode` ("host"; absent = Compose's ingress). Each of these keys is written only when it
   differs from its default (absent = default), and an object is written with the lowest format that
   holds it: no new key and no pin -> format 1 (no `format`), pins only -> 2, any format 3 key -> 3. So
   upgrading gen changes no hash of an object that uses none of them, and an older gen refuses an
@@ -77,6 +78,7 @@ class Port(TypedDict):
     host_port: int
     container_port: int
     protocol: Literal["tcp", "udp"]
+    mode: NotRequired[Literal["host"]]   # format 3; absent = ingress (Compose's default). One engine: the same
 
 
 class Mount(TypedDict):
@@ -259,6 +261,9 @@ class _ServiceFields(TypedDict):
     # dependency is a job that must exit 0 first). Every key is in depends_on.
     conditions: NotRequired[dict[str, Literal["healthy", "completed"]]]
     job: NotRequired[bool]                    # written only as True: runs to exit 0, once per definition
+    # Swarm only (one engine has no nodes, no VIP: there they do not apply; gen.spec.swarmkeys):
+    placement: NotRequired[dict]              # {"constraints": [str], "max_replicas_per_node": int}, what is set
+    endpoint_mode: NotRequired[Literal["dnsrr"]]   # absent = vip
 
 
 PullPolicy = Literal["missing", "always", "never", "build"]

@@ -3,7 +3,8 @@
 - load: which reader a file goes to (YAML: Compose, anything else: gen TOML), with the service
   profiles to enable.
 - document: the TOML-shaped document -> Spec (build_spec, the one validator both formats share).
-- fields, ports, mounts, build, networks, files, options: the per-field parsers; relations: how
+- fields, ports, mounts, build, networks, files, options, swarmkeys (placement, endpoint_mode: a Swarm's
+  only): the per-field parsers; relations: how
   services refer to each other (depends_on conditions, jobs, container names, host ports);
   profiles: which services a profile selection keeps.
 - validate, messages: the generic checks under them, and how errors render key paths and values.

@@ -40,6 +40,7 @@ from gen.spec.options import OPTION_KEYS, check_network_mode, container_options
 from gen.spec.ports import parse_ports
 from gen.spec.profiles import select_services
 from gen.spec.relations import parse_container_name, parse_depends_on, parse_job, relate
+from gen.spec.swarmkeys import parse_endpoint_mode, parse_placement
 from gen.spec.validate import (NAME_RULE, check_keys, checked_names, checked_string, checked_table,
                                duration_at_least, int_in, one_of, parse_table)
 
@@ -199,10 +200,12 @@ _SERVICE_FIELDS = {
     "networks": ("networks", parse_service_networks, None),
     "network_mode": ("network_mode", parse_network_mode, None),
     "job": ("job", parse_job, False),
+    "placement": ("placement", parse_placement, None),               # Swarm only (gen.spec.swarmkeys)
+    "endpoint_mode": ("endpoint_mode", parse_endpoint_mode, None),
 }
 # Keys left out of the normal form when they hold their default (gen.model.types: format 3).
 _ABSENT_WHEN = {"build": None, "pull_policy": DEFAULT_PULL_POLICY, "container_name": None, "networks": None,
-                "network_mode": None, "job": False, "conditions": {}}
+                "network_mode": None, "job": False, "conditions": {}, "placement": None, "endpoint_mode": None}
 
 
 def _service(name: str, value: object, ctx: _Context) -> dict:
@@ -226,11 +229,6 @@ def _service(name: str, value: object, ctx: _Context) -> dict:
     check_image_source(service, path)
     _check_network_use(service, table, path)
     check_network_mode(options, service.get("network_mode"), path)
-    fixed = [port for port in service["ports"] if port["host_port"]]
-    if service["replicas"] > 1 and fixed:
-        # On one engine, two containers cannot bind the same host port: fail now, not mid-switch.
-        raise SpecError(f"{path}.replicas", f"{service['replicas']} replicas cannot all publish "
-                                            f"host port {fixed[0]['host_port']}/{fixed[0]['protocol']}")
     check_file_mounts(service, path)
     pin_read_only_files(service, path, ctx.base_dir, ctx.pinned)
     if service["update"] is None:

@@ -146,8 +146,10 @@ class _Converter:
         out.update(convert_options(svc, path, self.origins))
         if "deploy" in svc:
             deploy = checked_mapping(svc["deploy"], f"{path}.deploy")
-            check_compose_keys(deploy, f"{path}.deploy", ("replicas", "update_config", "resources"), dict.fromkeys(
-                ("mode", "endpoint_mode", "labels", "placement", "restart_policy", "rollback_config")))
+            check_compose_keys(deploy, f"{path}.deploy", ("replicas", "update_config", "resources", "placement",
+                                                          "endpoint_mode"), dict.fromkeys(
+                ("mode", "labels", "restart_policy", "rollback_config")))
+            self.swarm_keys(deploy, path, out)
             if "resources" in deploy:
                 out.update(convert_resources(deploy["resources"], f"{path}.deploy.resources", self.origins))
             if "replicas" in deploy:
@@ -183,6 +185,19 @@ class _Converter:
         if "scale" in svc:      # Compose's older spelling of deploy.replicas
             out["replicas"] = svc["scale"]
             self.origins.add(f"{path}.replicas", f"{path}.scale")
+
+    def swarm_keys(self, deploy: dict, path: str, out: dict) -> None:
+        """deploy.placement (constraints, max_replicas_per_node) and deploy.endpoint_mode: gen.toml's
+        `placement` and `endpoint_mode` (gen.spec.swarmkeys checks them; one engine they do not apply to)."""
+        if "placement" in deploy:
+            placement = checked_mapping(deploy["placement"], f"{path}.deploy.placement")
+            check_compose_keys(placement, f"{path}.deploy.placement", ("constraints", "max_replicas_per_node"),
+                               {"preferences": "not supported: gen places by constraints only"})
+            out["placement"] = placement
+        for key in ("placement", "endpoint_mode"):
+            if key in deploy:
+                out.setdefault(key, deploy[key])
+                self.origins.add(f"{path}.{key}", f"{path}.deploy.{key}")
 
     def update_order(self, value, path: str, out: dict) -> None:
         """deploy.update_config.order (start-first | stop-first) is gen's `update`; the rest of

@@ -36,9 +36,10 @@ def convert_argv(value, path: str, origins: Origins):
 
 # ---------------------------------------------------------------- ports
 
-def convert_port(item, path: str) -> str:
-    """The short syntax is gen.toml's own ("8080:80", "3000", "8000-8001:80-81"); the long one becomes it.
-    `mode` (host or ingress: on one engine both publish on the engine's host), `name` and `app_protocol`
+def convert_port(item, path: str) -> str | dict:
+    """The short syntax is gen.toml's own ("8080:80", "3000", "8000-8001:80-81"); the long one becomes it,
+    or gen.toml's table when it says `mode: host` (a Swarm publishes it on the task's node; ingress, the
+    default, is what `docker compose config` writes for every port: left out). `name` and `app_protocol`
     (labels for tools) change nothing gen does: accepted and ignored."""
     if isinstance(item, bool) or not isinstance(item, (int, str, dict)):
         raise SpecError(path, 'must be a string like "8080:80" or a mapping')
@@ -49,7 +50,7 @@ def convert_port(item, path: str) -> str:
     return _port_long(item, path)
 
 
-def _port_long(item: dict, path: str) -> str:
+def _port_long(item: dict, path: str) -> str | dict:
     port = checked_mapping(item, path)
     check_compose_keys(port, path, ("target", "published", "host_ip", "protocol", "mode", "name", "app_protocol"))
     if "target" not in port:
@@ -65,8 +66,10 @@ def _port_long(item: dict, path: str) -> str:
     protocol = port.get("protocol", "tcp")
     if not isinstance(protocol, str):
         raise SpecError(f"{path}.protocol", "must be a string")
-    if port.get("mode", "host") not in ("host", "ingress"):
+    if port.get("mode", "ingress") not in ("host", "ingress"):
         raise SpecError(f"{path}.mode", f"must be host or ingress (got {shown(port['mode'])})")
+    if port.get("mode") == "host":
+        return {key: port[key] for key in ("target", "published", "host_ip", "protocol", "mode") if key in port}
     if host_ip or published:
         return f"{host_ip}{published}:{target}/{protocol}"
     return f"{target}/{protocol}"
