@@ -16,7 +16,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from store.errors import CorruptObject, MissingObject, StateUnwritable, StoreError
-from store.fsutil import TEMP_PREFIX, ensure_dir, fsync_dir
+from store.fsutil import TEMP_PREFIX, ensure_dir, fsync_dir, unlink_if_present
 from store.objects import HASH_RE, OBJECT_MODE, VerifyReport, check_hash, scan_sorted
 
 CHUNK = 1 << 20
@@ -119,13 +119,7 @@ class BlobStore:
 
     def delete(self, hash: str) -> None:
         """Remove a blob (for gc); an absent one is not an error."""
-        path = self.path_of(hash)
-        try:
-            os.unlink(path)
-        except FileNotFoundError:
-            pass
-        except OSError as exc:
-            raise StateUnwritable.from_os_error(path, exc) from exc
+        unlink_if_present(self.path_of(hash))
 
     def iter_hashes(self) -> Iterator[str]:
         for fanout in scan_sorted(self.blobs_dir):

@@ -55,6 +55,16 @@ def _write_synced(fd: int, data: bytes, mode: int) -> None:
         os.fchmod(file.fileno(), mode)
 
 
+def unlink_if_present(path: Path) -> None:
+    """Remove a file; an absent one is not an error, any other failure is StateUnwritable naming it."""
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        raise StateUnwritable.from_os_error(path, exc) from exc
+
+
 def _remove_quietly(path: Path) -> None:
     with contextlib.suppress(OSError):
         os.unlink(path)

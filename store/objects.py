@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from store.canonical import decode, digest, encode, ensure_canonical
-from store.errors import AmbiguousPrefix, CorruptObject, InvalidHash, MissingObject, StateUnwritable, StoreError
-from store.fsutil import FileLock, atomic_write, atomic_write_many, ensure_dir
+from store.errors import AmbiguousPrefix, CorruptObject, InvalidHash, MissingObject, StoreError
+from store.fsutil import FileLock, atomic_write, atomic_write_many, ensure_dir, unlink_if_present
 
 HASH_RE = re.compile(r"[0-9a-f]{64}")
 MIN_PREFIX = 4
@@ -109,13 +109,7 @@ class Store:
         back and the next gc removes it again. Fan-out directories are kept, since removing
         one could race with a concurrent put that has just created it.
         """
-        path = self.path_of(hash)
-        try:
-            os.unlink(path)
-        except FileNotFoundError:
-            pass
-        except OSError as exc:
-            raise StateUnwritable.from_os_error(path, exc) from exc
+        unlink_if_present(self.path_of(hash))
 
     def iter_hashes(self) -> Iterator[str]:
         """Every object's hash, in sorted order. Temp and foreign files are skipped."""

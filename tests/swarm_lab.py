@@ -25,6 +25,7 @@ import fcntl
 import json
 import os
 import subprocess
+import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -173,6 +174,18 @@ class SwarmLab:
         return cls(slot=slot, dir=Path(info["dir"]), nodes=[LabNode(**n) for n in info["nodes"]],
                    registry=info["registry"]["nodes"], registry_local=info["registry"]["local"],
                    bringup_s=float(info["bringup_s"]), main=main)
+
+
+def wait_for(predicate, what: str, timeout: float = 60, every: float = 0.25):
+    """Poll until predicate() is truthy; its last value. The deadline only bounds a hang."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(every)
 
 
 def _run_script(slot: int, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:

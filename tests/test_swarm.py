@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import IMAGE, ROOT, Run
+from tests.swarm_lab import wait_for
 
 WEB_CHECK = ('[services.web.healthcheck]\ntest = ["CMD", "wget", "-q", "-O-", "http://127.0.0.1:8080/"]\n'
              'interval = "500ms"\ntimeout = "2s"\nretries = 3\n')
@@ -39,18 +40,6 @@ replicas = 3
 stop_grace = "0s"
 {worker}
 """
-
-
-def wait_for(predicate, what: str, timeout: float = 60, every: float = 0.25):
-    """Poll until predicate() is truthy; its last value. The deadline only bounds a hang."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(every)
 
 
 class Cluster:

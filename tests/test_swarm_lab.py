@@ -5,7 +5,6 @@ ports, a killed worker going Down and rejoining, the main engine left alone, and
 from __future__ import annotations
 
 import subprocess
-import time
 import uuid
 from pathlib import Path
 
@@ -14,19 +13,7 @@ import pytest
 from docker.types import EndpointSpec, ServiceMode
 
 from tests.conftest import IMAGE, free_port, http_get
-from tests.swarm_lab import LAB_ROOT, SwarmLab, _run_script, bring_up, lease_slot
-
-
-def wait_for(predicate, what: str, timeout: float = 60, every: float = 0.25):
-    """Poll until predicate() is truthy; its last value. The deadline only bounds a hang."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(every)
+from tests.swarm_lab import LAB_ROOT, SwarmLab, _run_script, bring_up, lease_slot, wait_for
 
 
 def fresh_image(main) -> str:
