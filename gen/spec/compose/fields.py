@@ -123,16 +123,24 @@ def convert_healthcheck(value, path: str, origins: Origins) -> dict:
     return out
 
 
+def key_value_items(items: list, path: str, origins: Origins, word: str = "key") -> dict[str, str]:
+    """Compose's list form of a mapping: "key=value" strings (a bare key is an empty value); each key's
+    origin is its item, so a later error names the item the user wrote."""
+    table: dict[str, str] = {}
+    for i, item in enumerate(items):
+        sub = f"{path}[{i}]"
+        if isinstance(item, (list, dict)) or item is None:
+            raise SpecError(sub, f'must be a string "{word}=value"')
+        key, _, text = scalar_text(item, sub).partition("=")
+        table[key] = text
+        origins.add(key_path(path, key), sub)
+    return table
+
+
 def convert_labels(value, path: str, origins: Origins) -> dict:
     labels: dict = {}
     if isinstance(value, list):
-        for i, item in enumerate(value):
-            sub = f"{path}[{i}]"
-            if isinstance(item, (list, dict)) or item is None:
-                raise SpecError(sub, 'must be a string "key=value"')
-            key, _, text = scalar_text(item, sub).partition("=")
-            labels[key] = text
-            origins.add(key_path(path, key), sub)
+        labels = key_value_items(value, path, origins)
     elif isinstance(value, dict):
         for key, item in value.items():
             sub = key_path(path, key)

@@ -10,6 +10,7 @@ mem_swappiness: 0 is dropped, and deploy.resources follows compose's setLimits/s
 from __future__ import annotations
 
 from gen.errors import SpecError
+from gen.spec.compose.fields import key_value_items
 from gen.spec.compose.resources import check_against_deploy, compose_cpus, compose_int, convert_resources
 from gen.spec.compose.shape import Origins, check_compose_keys, checked_list, checked_mapping, scalar_text
 from gen.spec.messages import key_path
@@ -66,15 +67,7 @@ def _flag(value, path: str) -> bool:
 def _sysctls(value, path: str, origins: Origins) -> dict:
     """A mapping, or "name=value" items (a bare name is an empty value, as in Compose)."""
     if isinstance(value, list):
-        table = {}
-        for i, item in enumerate(value):
-            sub = f"{path}[{i}]"
-            if isinstance(item, (list, dict)) or item is None:
-                raise SpecError(sub, 'must be a string "name=value"')
-            name, _, setting = scalar_text(item, sub).partition("=")
-            table[name] = setting
-            origins.add(key_path(path, name), sub)
-        return table
+        return key_value_items(value, path, origins, "name")
     table = checked_mapping(value, path, "must be a mapping or a list of name=value strings", keep_null=True)
     return {name: "" if item is None else scalar_text(item, key_path(path, name)) for name, item in table.items()}
 
