@@ -87,7 +87,11 @@ def test_container_options_reach_docker_and_apply(engine, make, deployment, dock
     assert set(config["ExposedPorts"]) == {"8080/tcp", "7000/udp", "80/tcp"}
     # ... and they are in force, not only written down:
     assert run(docker_client, cid, "cat", "/proc/sys/net/core/somaxconn") == (0, "1024")
-    assert run(docker_client, cid, "sh", "-c", "ulimit -n") == (0, "1024")
+    # The container's own process (pid 1) carries the limits. An exec'd shell's `ulimit -n` is not a
+    # stable witness: once in CI it showed the hard limit, and that could not be reproduced.
+    code, limits = run(docker_client, cid, "cat", "/proc/1/limits")
+    assert code == 0 and ["1024", "2048"] in [line.split()[3:5] for line in limits.splitlines()
+                                             if line.startswith("Max open files")], limits
     assert run(docker_client, cid, "hostname") == (0, "myhost")
     assert run(docker_client, cid, "touch", "/written")[0] != 0, "read_only: the root filesystem refuses writes"
     assert run(docker_client, cid, "touch", "/scratch/ok")[0] == 0, "the tmpfs is writable"
