@@ -68,7 +68,7 @@ class Gen:
         return load_compiled(self.store, manifest_hash)
 
     def _deployer(self, prof: Profile | None = None) -> "Deployer":
-        from gen.deploy.swarm import deployer_for      # by the profile's target: the local engine, or a Swarm
+        from gen.deploy.targets import deployer_for    # by the profile's target: the local engine, or a Swarm
         return deployer_for(self.store, lambda: self.engine, self.options, self.progress, self.on_plan, prof, self.target, self.push_to)
 
     # -- build -----------------------------------------------------------------------------------
@@ -148,17 +148,17 @@ class Gen:
 
     def rollback(self, profile: str | None = None, to: int | None = None, dry_run: bool = False) -> Result:
         prof = self.profile(profile)
-        gen = _rollback_target(prof, to)
+        gen = prof.rollback_target(to)
         compiled = self._load(gen.manifest)
         d = self._deployer(prof)
         if dry_run:
-            return d.dry_run(prof, compiled)
+            return d.dry_run(prof, compiled, gen.number)
         from gen.deploy.recovery import recover_if_interrupted
         with prof.locked(self.lock_timeout):
             recover_if_interrupted(d, prof)
-            gen = _rollback_target(prof, to)     # again: the history may have moved while we waited
-            return d.activate(prof, self._load(gen.manifest), "rollback",
-                              d.commit_rollback(prof, gen.number))
+            gen = prof.rollback_target(to)     # again: the history may have moved while we waited
+            return d.activate(prof, self._load(gen.manifest), "rollback", d.commit_rollback(prof, gen.number),
+                              number=gen.number)
 
     def recover(self, profile: str | None = None) -> Result:
         """Converge the engine on `current` (or on nothing, before the first generation)."""
@@ -207,7 +207,7 @@ class Gen:
                 return d.status(prof, current, compiled)       # services and their tasks (gen.deploy.swarm)
             observed = self.engine.observe(prof.name)
             return status(prof.name, current.number if current else None, compiled,
-                          d.plan(prof, compiled, observed), observed, prof.journal())
+                          d.plan(prof, compiled, observed, current.number if current else 0), observed, prof.journal())
         finally:
             lock.release()
 
@@ -264,14 +264,21 @@ class Gen:
         return repair_store(self.state_dir, self.store, self.compile, [os.fspath(s) for s in specs],
                             self.lock_timeout)
 
+    def warm(self, profile: str | None, generations: int | None = None) -> tuple[str, int]:
+        """Set (or, with None, read) how many generations back the profile keeps its replaced containers,
+        stopped, for a rollback to start (gen.state.warm); from its next activation on. (name, setting)"""
+        from gen.state import warm
+        name = self.profile(profile).name
+        if generations is not None:
+            warm.set_setting(self.state_dir, name, generations)
+        return name, warm.setting(self.state_dir, name)
 
     # -- closures: a generation with its images, moved without a registry (gen.state.closure) ---------
     def closure(self, profile: str | None, on: bool) -> str:
         """Keep (or stop keeping) the images of the profile's generations as archives in the store,
         from its next activation on; returns the profile's name."""
         from gen.state import closure
-        name = self.profile(profile).name
-        (closure.enable if on else closure.disable)(self.state_dir, name)
+        (closure.enable if on else closure.disable)(self.state_dir, name := self.profile(profile).name)
         return name
 
     def export(self, out: str | os.PathLike, profile: str | None = None, number: int | None = None,
@@ -318,13 +325,3 @@ class Gen:
         name = self.profile(profile).name
         return copy(self.state_dir, self.store, name, number, lambda: self.engine, connect(to), progress)
 
-
-def _rollback_target(prof: Profile, to: int | None) -> Generation:
-    current = prof.current_number()
-    if to is not None:
-        return prof.get(to)
-    older = [n for n in prof.numbers() if current is None or n < current]
-    if not older:
-        raise ProfileError(f"profile {prof.name}",
-                           f"no generation older than {current} to roll back to" if current else "has no generations")
-    return prof.get(older[-1])

@@ -71,7 +71,10 @@ class Run:
 class Deployment:
     """One test's profile, state directory and helpers for driving `gen` and looking at the engine."""
 
-    def __init__(self, docker_client, tmp_path: Path, capsys):
+    def __init__(self, docker_client, tmp_path: Path, capsys, warm: int | None = 0):
+        """warm: the profile's `gen warm` setting (None: gen's default). Most engine tests count the
+        containers a switch leaves, so they run with warm rollback off; tests/test_warm.py, the crash
+        replay and the fault proof run gen's default."""
         self.docker = docker_client
         self.profile = f"t{uuid.uuid4().hex[:10]}"
         self.state = tmp_path / "state"
@@ -79,6 +82,9 @@ class Deployment:
         self.image = IMAGE
         self._capsys = capsys
         self._n = 0
+        if warm is not None:
+            from gen.state.warm import set_setting
+            set_setting(self.state, self.profile, warm)
 
     def spec(self, body: str, name: str | None = None) -> Path:
         """Write a spec; `body` may use {image} and {profile} (replaced literally, not str.format)."""
@@ -118,6 +124,14 @@ class Deployment:
 @pytest.fixture
 def deployment(docker_client, tmp_path, capsys):
     d = Deployment(docker_client, tmp_path, capsys)
+    yield d
+    d.cleanup()
+
+
+@pytest.fixture
+def warm_deployment(docker_client, tmp_path, capsys):
+    """A deployment with gen's default warm rollback (the replaced containers of 1 generation kept)."""
+    d = Deployment(docker_client, tmp_path, capsys, warm=None)
     yield d
     d.cleanup()
 

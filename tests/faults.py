@@ -164,11 +164,17 @@ class Lab:
         version = next((v for v, m in self.manifests.items() if m["hash"] == manifest), None)
         assert version and version != BROKEN, f"current manifest {manifest[:12]} is none of {sorted(self.manifests)}"
         expected = self.manifests[version]["services"]
-        containers = self.docker.containers.list(all=True, filters={"label": f"gen.profile={self.profile}"})
+        every = self.docker.containers.list(all=True, filters={"label": f"gen.profile={self.profile}"})
+        warm = self.warm_pairs(listing)
+        kept = [c for c in every if c.status != "running" and (c.labels["gen.service"], c.labels["gen.hash"]) in warm
+                and expected.get(c.labels["gen.service"]) != c.labels["gen.hash"]]
+        containers = [c for c in every if c not in kept]
         seen = sorted((c.labels["gen.service"], c.labels["gen.hash"]) for c in containers)
         replicas = {"pool": 2}
         want = sorted((s, h) for s, h in expected.items() for _ in range(replicas.get(s, 1)))
-        assert seen == want, f"containers {seen} != generation {version} {want}"
+        assert seen == want, f"containers {seen} != generation {version} {want} (kept warm: {len(kept)})"
+        for c in kept:
+            assert c.status == "exited", f"kept warm container {c.name} is {c.status}"
         for c in containers:
             assert c.status == "running", f"{c.name} is {c.status}"
             health = c.attrs["State"].get("Health", {}).get("Status")
@@ -180,6 +186,17 @@ class Lab:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/", timeout=5) as r:
             assert r.read().decode().strip() == version, "front serves another generation"
         return version
+
+    def warm_pairs(self, listing: list[dict] | None = None) -> set[tuple[str, str]]:
+        """(service, hash) of the generation just below the current one: the one gen keeps warm (its
+        default, gen.state.warm), whose stopped containers may stay."""
+        number, _ = self.current(listing)
+        below = [n for n in self.generations(listing) if n < number]
+        if not below:
+            return set()
+        manifest = self.generations(listing)[max(below)]
+        version = next((v for v, m in self.manifests.items() if m["hash"] == manifest), None)
+        return set(self.manifests[version]["services"].items()) if version else set()
 
     def check_records(self, before: dict[int, str], may_go: set[int] = frozenset(),
                       listing: list[dict] | None = None) -> None:

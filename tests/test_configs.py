@@ -161,7 +161,7 @@ def test_an_edited_config_changes_nothing_until_the_next_switch_and_rollback_res
     (d.dir / "app.conf").write_text("app v1")
     (d.dir / "bound.conf").write_text("bound v1")
     for sub in ("html", "state"):
-        (d.dir / sub).mkdir()
+        (d.dir / sub).mkdir(exist_ok=True)
     spec = d.dir / "compose.yaml"
     spec.write_text(COMPOSE.format(profile=d.profile, image=d.image))
     ok(d.gen("switch", spec))

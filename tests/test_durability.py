@@ -133,14 +133,19 @@ def traced(tmp: Path, versions: list[int], verb) -> Trace:
 
 # -- the invariant, on one crash state -----------------------------------------------------------------
 def whole(g: Gen, engine: MemoryEngine, what: str) -> list[str]:
-    """Exactly `current`'s manifest runs (nothing before a first generation), healthy; `gen status` is clean."""
+    """Exactly `current`'s manifest runs (nothing before a first generation), healthy, beside only the stopped
+    containers of the warm generation; `gen status` is clean."""
     current = g.profile(P).current()
     compiled = load_compiled(g.store, current.manifest) if current else compile_empty(P)
     wanted = Counter({(name, h): obj["replicas"] for name, (h, obj) in compiled.services.items()})
     seen = engine.observe(P)
     running = Counter((c.service, c.hash) for c in seen if c.state == "running" and c.health in (None, "healthy"))
     problems = []
-    if running != wanted or len(seen) != sum(wanted.values()):
+    warm = warm_pairs(g, current.number) if current else set()
+    kept = [c for c in seen if (c.service, c.hash) in warm and (c.service, c.hash) not in wanted]
+    if any(c.state != "exited" for c in kept):
+        problems.append(f"{what}: a kept (warm) container is not stopped: {[(c.name, c.state) for c in kept]}")
+    if running != wanted or len(seen) - len(kept) != sum(wanted.values()):
         others = sorted((c.service, c.hash[:12], c.state) for c in seen if (c.service, c.hash) not in wanted)
         problems.append(f"{what}: the engine does not run generation {current and current.number} whole: "
                         f"missing {sorted((s, h[:12]) for s, h in wanted - running)}, others {others}")
@@ -148,6 +153,16 @@ def whole(g: Gen, engine: MemoryEngine, what: str) -> list[str]:
     if not status.ok:
         problems.append(f"{what}: gen status is not clean: {status.to_json()}")
     return problems
+
+
+def warm_pairs(g: Gen, number: int) -> set[tuple[str, str]]:
+    """(service, hash) of the generation just below `number`: gen keeps its replaced containers, stopped
+    (the default of gen.state.warm), so they may stay."""
+    below = [n for n in g.profile(P).numbers() if n < number]
+    if not below:
+        return set()
+    compiled = load_compiled(g.store, g.profile(P).get(max(below)).manifest)
+    return {(name, h) for name, (h, _) in compiled.services.items()}
 
 
 def stored(g: Gen) -> list[str]:

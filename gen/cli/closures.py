@@ -1,5 +1,5 @@
 """The closure verbs of `gen`: keep a profile's images in the store, export a generation to a file,
-import one, copy a generation's images to another engine. Thin, as gen.cli.app: parse, call gen.api,
+import one, copy a generation's images to another engine; and `gen warm`, what a rollback keeps ready. Thin, as gen.cli.app: parse, call gen.api,
 render. Progress in bytes goes to stderr, results to stdout (or --json)."""
 from __future__ import annotations
 
@@ -27,6 +27,7 @@ def register(app: typer.Typer) -> None:
     app.command()(export)
     app.command("import")(import_)
     app.command()(copy)
+    app.command()(warm)
 
 
 def closure(setting: Setting = typer.Argument(..., help="on: keep the images of every generation activated from "
@@ -41,6 +42,24 @@ def closure(setting: Setting = typer.Argument(..., help="on: keep the images of 
     """
     name = _gen(state_dir).closure(profile, setting is Setting.on)
     print(f"profile {name}: image closure {setting.value}", file=sys.stderr)
+
+
+def warm(generations: Optional[int] = typer.Argument(None, min=0, help="How many generations back (0: off). "
+                                                                         "Without it: print the setting."),
+         profile: Optional[str] = ProfileOpt, state_dir: Optional[Path] = StateDirOpt, as_json: bool = JsonOpt):
+    """Keep the containers a switch replaces, stopped, for a rollback to start instead of create (default: 1).
+
+    After each activation the containers of the N generations just below the current one (the ones
+    `gen rollback` goes back to) are kept stopped; older ones are removed. gc removes them with their
+    generations. Volumes are never removed either way.
+
+    Example: gen warm -p shop 2
+    """
+    name, setting = _gen(state_dir).warm(profile, generations)
+    if as_json:
+        print(json.dumps({"profile": name, "warm": setting}))
+    else:
+        print(f"profile {name}: keeps {setting} generation(s) warm" if setting else f"profile {name}: warm rollback off")
 
 
 def export(number: Optional[int] = GenerationArg,

@@ -1,4 +1,4 @@
-"""The options the verbs of gen.cli.app share, defined once."""
+"""The options the verbs of gen.cli.app share, defined once, and the options of `gen` itself (gen_options)."""
 from __future__ import annotations
 
 from enum import Enum
@@ -48,3 +48,16 @@ TargetOpt = typer.Option(None, "--target", case_sensitive=False,
 PushToOpt = typer.Option(None, "--push-to", metavar="REGISTRY",
                          help="Swarm: push every image that has no registry digest to REGISTRY (host[:port]) before "
                               "the activation, and run it by the pushed digest (recorded with the profile's target).")
+
+
+def _print_version(wanted: bool) -> None:
+    if wanted:
+        from gen import __version__
+        print(f"gen {__version__}")
+        raise typer.Exit()
+
+
+def gen_options(version: bool = typer.Option(False, "--version", is_eager=True, callback=_print_version,
+                                             help="Print gen's version and exit.")):
+    """The options before the verb. --version is eager: it exits before any verb runs, having imported
+    typer and gen.cli alone (no gen.api, no engine)."""

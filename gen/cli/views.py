@@ -39,6 +39,8 @@ def render_status(report) -> str:
                     + (f"  -- {s.problem}" if s.problem else ""))
     for c in report.extra:
         rows.append(f"  BAD {c['service']:<16} {c['hash'][:12]}  {c['state']}  -- extra container {c['name']}")
+    if report.warm:
+        rows.append(f"  kept warm for a rollback (stopped): {len(report.warm)} container(s)")
     if report.activation:
         a = report.activation
         rows.append(f"  activation {a['state']}: {a.get('kind')} by pid {a.get('pid')} (from generation {a.get('from')}); "
@@ -143,6 +145,9 @@ def render_gc(report) -> str:
     if report.images_dropped:
         rows.append(f"images: the engine removed {len(report.images_dropped)} image(s) whose last tag was "
                     f"gen's pin: {', '.join(i[7:19] for i in report.images_dropped)}")
+    if report.containers_removed:
+        rows.append(f"containers: {'would remove' if report.dry_run else 'removed'} {len(report.containers_removed)} "
+                    f"stopped container(s) of deleted generations: {', '.join(report.containers_removed)}")
     rows.extend(f"warning: {w}" for w in report.warnings)
     return "\n".join(rows)
 

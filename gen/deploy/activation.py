@@ -7,7 +7,8 @@
              ask (running; healthy for depends_on condition "healthy")
     every long-running container healthy (or stable for the window) before the commit
     commit, in two phases (see Commit): what may still be undone, then the flip of `current`
-    remove the old containers (and their materialised files, and networks no longer used)
+    remove the old containers (and their materialised files, and networks no longer used); those of a
+             warm generation (gen.state.warm) are only stopped, kept for a rollback to start them
 
 Any failure before the flip (any exception, not only gen's own) undoes everything this transaction
 did, in reverse (gen.deploy.undo). Once the flip has happened, nothing is undone: a failure after it
@@ -44,16 +45,16 @@ from store.errors import StoreError
 
 class Activation:
     def __init__(self, engine: Engine, target: Compiled, plan: Plan, options: Options = Options(),
-                 progress: Progress = no_progress, previous: tuple[dict, ...] = ()):
-        """previous: manifests of the generations being left; their gen-owned networks that the
-        target does not use are removed after the commit."""
+                 progress: Progress = no_progress, previous: tuple[dict, ...] = (), warm: tuple[dict, ...] = ()):
+        """previous: manifests of the generations being left; their gen-owned networks that neither the
+        target nor the warm generations (manifests `warm`, gen.state.warm) use are removed after the commit."""
         self.engine = engine
         self.target = target
         self.plan = plan
         self.options = options
         self.progress = progress
         self.profile = plan.profile
-        self.previous = previous
+        self.previous, self.warm = previous, warm
         self.nets = Networks(self.profile, target.manifest)
         self.undo_log = UndoLog()
         self.renames = Renames(engine, self.profile)
@@ -96,14 +97,15 @@ class Activation:
     def _finish_forward(self, after_flip: BaseException | None) -> None:
         """After the flip: remove the old containers; report (never undo) what went wrong."""
         try:
-            self._parallel(self._remove_old, [(cid, s) for s in self.plan.steps for cid in s.remove_after])
+            self._parallel(self._remove_old, [(cid, s, cid in s.remove_after) for s in self.plan.steps
+                                              for cid in (*s.remove_after, *s.retire_after)])
         except Exception as e:
             raise Interrupted("cleanup", f"the new generation is committed and running, but removing the old "
                               f"containers failed ({_describe(e)}); run `gen recover`") from None
         # Networks the generations left had and the target does not join (an emptied deployment's
         # default one too): best effort, one still in use by something gen did not create stays.
         emptied = not self.target.services and bool(self.plan.to_remove)
-        remove_networks(self.engine, retired_networks(self.profile, self.previous, self.target, emptied))
+        remove_networks(self.engine, retired_networks(self.profile, self.previous, self.target, emptied, self.warm))
         try:
             problems = remove_stale(self.target)    # materialised files of services that are gone
         except Exception as e:
@@ -122,7 +124,9 @@ class Activation:
         new = [(s, c) for s in self.plan.steps for c in s.create]
         prepare_images(self.engine, self.target, {s.service: self._obj(s.service) for s, _ in new}, self.progress,
                        self.options.closure)
-        for net in sorted({n for s, _ in new for n in Networks.joined(self._obj(s.service))}):
+        # Started ones' too: a kept (warm) container's may be gone (it then joins the new one of that name).
+        starting = {s.service for s in self.plan.steps if s.create or s.start}
+        for net in sorted({n for name in starting for n in Networks.joined(self._obj(name))}):
             self._ensure_network(net)
         for vol, opts in self.target.manifest["volumes"].items():
             self.engine.ensure_volume(self.nets.volume(vol), {LABEL_PROFILE: self.profile},
@@ -259,14 +263,15 @@ class Activation:
         self._started_at[cid] = time.monotonic()
         checkpoint(f"started {cid[:12]}")
 
-    # -- after commit: remove what the new generation does not use --------------------------------
-    def _remove_old(self, cid: str, step) -> None:
-        self.progress(step.service, "removing", cid[:12])
+    # -- after commit: remove what the new generation does not use, stop what stays warm ---------------
+    def _remove_old(self, cid: str, step, remove: bool = True) -> None:
+        self.progress(step.service, "removing" if remove else "stopping", cid[:12] + ("" if remove else " (kept warm)"))
         grace = self.plan.grace_ms.get(cid)
-        if grace != 0:
+        if grace != 0 or not remove:
             self.engine.stop(cid, grace)    # let it shut down cleanly; with no grace, remove kills it at once
-        self.engine.remove(cid)
-        checkpoint(f"removed {cid[:12]}")
+        if remove:
+            self.engine.remove(cid)
+        checkpoint(f"{'removed' if remove else 'stopped warm'} {cid[:12]}")
 
     # -- undo ------------------------------------------------------------------------------------
     def _undo_and_raise(self, failure: BaseException, commit: Commit = Commit(flip=lambda: None)) -> None:

@@ -23,7 +23,7 @@ def converge(d: Deployer, prof: Profile, journal: dict | None = None) -> Result:
     compiled: Compiled = load_compiled(d.store, current.manifest) if current else compile_empty(prof.name)
     interrupted = (journal or {}).get("to")
     return d.activate(prof, compiled, "recover", d.commit_nothing(current.number if current else None),
-                      interrupted if isinstance(interrupted, str) else None)
+                      interrupted if isinstance(interrupted, str) else None, number=current.number if current else 0)
 
 
 def recover_if_interrupted(d: Deployer, prof: Profile) -> None:

@@ -33,6 +33,7 @@ class Status:
     services: list[ServiceStatus]
     extra: list[dict]                     # gen-labelled containers that `current` does not declare
     activation: dict | None               # journal of an activation in flight or interrupted
+    warm: list[dict] = field(default_factory=list)   # kept stopped for a rollback (gen.state.warm): expected
 
     @property
     def ok(self) -> bool:
@@ -46,17 +47,19 @@ class Status:
     def to_json(self) -> dict:
         return {"profile": self.profile, "generation": self.generation, "hash": self.manifest, "ok": self.ok,
                 "services": [s.__dict__ for s in self.services], "extra": self.extra,
-                "activation": self.activation}
+                "activation": self.activation, "warm": self.warm}
 
 
 def status(profile: str, generation: int | None, compiled: Compiled, plan: Plan, observed: list[Observed],
            journal: dict | None) -> Status:
     by_id = {c.id: c for c in observed}
     services = [_service_status(compiled, plan, name, observed) for name in sorted(compiled.services)]
-    extra = [_describe(by_id[cid]) for cid in plan.to_remove
-             if by_id[cid].service not in compiled.services or by_id[cid].hash != compiled.services[by_id[cid].service][0]]
+    old = [c for c in observed if c.service not in compiled.services or c.hash != compiled.services[c.service][0]]
+    leaving = {*plan.to_remove, *plan.to_retire}     # a warm container still running is drift too
+    extra = [_describe(by_id[cid]) for cid in [*plan.to_remove, *plan.to_retire] if by_id[cid] in old]
+    warm = [_describe(c) for c in sorted(old, key=lambda c: c.name) if c.id not in leaving]
     return Status(profile, generation, compiled.manifest_hash if generation else None, services, extra,
-                  activation_state(journal))
+                  activation_state(journal), warm)
 
 
 def in_progress(profile: str, generation: int | None, manifest: str | None, holder_pid: int | None,

@@ -1,4 +1,4 @@
-"""Profiles that target a Docker Swarm: the Deployer of a profile by its recorded target.
+"""Profiles that target a Docker Swarm (gen.deploy.targets chooses their Deployer by the recorded target).
 
 A SwarmDeployer is a Deployer (gen.deploy.transaction) whose plan and transaction are the Swarm's
 (gen.deploy.swarmplan, gen.deploy.swarmactivation): everything else is the Deployer's own, so a switch,
@@ -10,25 +10,20 @@ same activation record as one of the local engine. `gen recover` converges on `c
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
 
 from gen.deploy.commit import Commit
-from gen.deploy.options import Options, Progress
 from gen.deploy.status import ServiceStatus, Status, activation_state
 from gen.deploy.swarmactivation import SwarmActivation
 from gen.deploy.swarmplan import plan_swarm
 from gen.deploy.transaction import Deployer
-from gen.engine.base import Engine
 from gen.engine.swarm import SwarmEngine
 from gen.engine.swarmspec import check_service, network_definition, swarm_name
 from gen.engine.swarmstate import ObservedService, Task
 from gen.model.compile import Compiled
 from gen.model.plan import Plan
 from gen.state.profile import Generation, Profile
-from gen.state.target import Target, choose_target
-from store import Store
 
-__all__ = ["SwarmDeployer", "deployer_for", "swarm_status"]
+__all__ = ["SwarmDeployer", "swarm_status"]
 
 
 @dataclass
@@ -37,9 +32,11 @@ class SwarmDeployer(Deployer):
     image pins and pushes happen there)."""
     swarm: SwarmEngine | None = None
 
-    def plan(self, prof: Profile, compiled: Compiled, observed: list | None = None) -> Plan:
+    def plan(self, prof: Profile, compiled: Compiled, observed: list | None = None, number: int | None = None,
+             warm: tuple[dict, ...] | None = None) -> Plan:
         """The plan from the profile's services now. What a Swarm service cannot do is refused here,
-        before anything is written or touched (a SpecError naming the key, exit 1)."""
+        before anything is written or touched (a SpecError naming the key, exit 1). A Swarm updates its
+        services in place: nothing is kept warm (`number` and `warm` do not matter)."""
         for name, (_, obj) in sorted(compiled.services.items()):
             check_service(name, obj)
         for net, definition in compiled.manifest.get("networks", {}).items():
@@ -48,7 +45,8 @@ class SwarmDeployer(Deployer):
         observed = self.swarm.services(prof.name) if observed is None else observed
         return plan_swarm(prof.name, compiled.services, observed, self.known(observed))
 
-    def execute(self, compiled: Compiled, p: Plan, previous: tuple[dict, ...], commit: Commit) -> int | None:
+    def execute(self, compiled: Compiled, p: Plan, previous: tuple[dict, ...], commit: Commit,
+                warm: tuple[dict, ...] = ()) -> int | None:
         observed = self.swarm.services(p.profile)
         return SwarmActivation(self.swarm, self.store, compiled, p, observed, self.known(observed), self.options,
                                self.progress, self.target.registry, previous).run(commit)
@@ -61,18 +59,6 @@ class SwarmDeployer(Deployer):
         tasks = self.swarm.tasks([s.id for s in observed])
         return swarm_status(prof.name, current.number if current else None, compiled,
                             self.plan(prof, compiled, observed), observed, tasks, prof.journal(), self.swarm.nodes())
-
-
-def deployer_for(store: Store, engine: Callable[[], Engine], options: Options, progress: Progress,
-                 on_plan: Callable[[Plan], None], prof: Profile | None, kind: str | None = None,
-                 registry: str | None = None) -> Deployer:
-    """The Deployer of `prof` by its target (recorded, or as a switch asks: kind, registry; a different
-    kind than a profile's generations were made on is refused, exit 1); the local engine's without one."""
-    target = choose_target(prof, kind, registry) if prof is not None else Target()
-    if target.kind != "swarm":
-        return Deployer(store, engine(), options, progress, on_plan, target)
-    docker = engine()
-    return SwarmDeployer(store, docker, options, progress, on_plan, target, SwarmEngine.of(docker))
 
 
 # -- gen status -------------------------------------------------------------------------------------------

@@ -18,7 +18,6 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
-from gen.deploy.activation import Activation
 from gen.deploy.commit import Commit
 from gen.faults import checkpoint
 from gen.deploy.materialize import materialize
@@ -33,6 +32,7 @@ from gen.state.manifests import store_compiled
 from gen.state.pins import pin_images
 from gen.state.profile import Profile
 from gen.state.target import Target
+from gen.state.warm import pairs_of, warm_manifests
 from store import Store
 from store.errors import StoreError
 from store.objects import HASH_RE
@@ -54,12 +54,16 @@ class Deployer:
     on_plan: Callable[[Plan], None] = field(default=lambda plan: None)   # told the plan before it runs
     target: Target = field(default_factory=Target)     # the local engine; a Swarm's: gen.deploy.swarm
 
-    def plan(self, prof: Profile, compiled: Compiled, observed: list | None = None) -> Plan:
-        """The plan from what runs now (observed, when the caller has already listed it). What one engine
+    def plan(self, prof: Profile, compiled: Compiled, observed: list | None = None, number: int | None = None,
+             warm: tuple[dict, ...] | None = None) -> Plan:
+        """The plan from what runs now (observed, when the caller has already listed it) to `compiled` as
+        generation `number` (None: a new one), keeping the old containers of the generations below it
+        warm (gen.state.warm; `warm`: their manifests, when the caller has read them). What one engine
         cannot run is refused here, before the journal, a generation or a container is touched (SpecError, exit 1)."""
         check_one_engine(compiled)
         observed = self.engine.observe(prof.name) if observed is None else observed
-        return plan(prof.name, compiled.services, observed, self.known(observed))
+        warm = warm_manifests(self.store, prof, number) if warm is None else warm
+        return plan(prof.name, compiled.services, observed, self.known(observed), pairs_of(warm))
 
     def known(self, observed) -> dict[str, dict]:
         """Service objects of the observed containers, where the store has them intact: used only to
@@ -85,20 +89,22 @@ class Deployer:
                 continue
         return tuple(found)
 
-    def dry_run(self, prof: Profile, compiled: Compiled) -> Result:
-        p = self.plan(prof, compiled)
+    def dry_run(self, prof: Profile, compiled: Compiled, number: int | None = None) -> Result:
+        p = self.plan(prof, compiled, number=switch_number(prof, compiled) if number is None else number)
         current = prof.current()
         return Result(prof.name, current.number if current else None, compiled.manifest_hash, p, False,
                       "dry run: nothing was changed")
 
     def activate(self, prof: Profile, compiled: Compiled, kind: str, commit: Commit,
-                 interrupted: str | None = None) -> Result:
+                 interrupted: str | None = None, number: int | None = None) -> Result:
         """Make the engine run `compiled`, then commit; or undo and raise. Caller holds the lock.
         interrupted: the manifest an interrupted activation was making current (a recovery), whose
-        networks go too when `compiled` does not use them."""
+        networks go too when `compiled` does not use them. number: the generation `compiled` is (None:
+        a switch's, see switch_number)."""
         started = time.monotonic()
         current = prof.current()
-        p = self.plan(prof, compiled)
+        warm = warm_manifests(self.store, prof, switch_number(prof, compiled) if number is None else number)
+        p = self.plan(prof, compiled, warm=warm)
         if p.is_noop and current and current.manifest == compiled.manifest_hash:
             self.refresh(compiled)      # nothing to change, but pinned files removed by hand are written again
             return Result(prof.name, current.number, compiled.manifest_hash, p, False,
@@ -111,8 +117,10 @@ class Deployer:
         record = {"kind": kind, "from": current.number if current else None, "started": time.time()}
         warnings: list[str] = []
         try:
-            previous = self._manifests(current.manifest if current else None, interrupted)
-            number = self.execute(compiled, p, previous, commit)
+            # left: the current generation, an interrupted one, and those kept warm until now
+            previous = self._manifests(current.manifest if current else None, interrupted) \
+                + (warm_manifests(self.store, prof, current.number) if current else ())
+            number = self.execute(compiled, p, previous, commit, warm)
         except Exception as e:
             if isinstance(e, ActivationFailed) and e.restored:
                 # the previous state is back; otherwise the journal stays for recovery
@@ -129,9 +137,13 @@ class Deployer:
         message = f"generation {number} is now current" if number else "no generation is current; no containers run"
         return Result(prof.name, number, compiled.manifest_hash, p, True, message, duration, tuple(warnings))
 
-    def execute(self, compiled: Compiled, p: Plan, previous: tuple[dict, ...], commit: Commit) -> int | None:
-        """Run the transaction of plan `p` (a Swarm's: gen.deploy.swarm overrides this and refresh)."""
-        return Activation(self.engine, compiled, p, self.options, self.progress, previous).run(commit)
+    def execute(self, compiled: Compiled, p: Plan, previous: tuple[dict, ...], commit: Commit,
+                warm: tuple[dict, ...] = ()) -> int | None:
+        """Run the transaction of plan `p` (a Swarm's: gen.deploy.swarm overrides this and refresh). warm:
+        the manifests of the warm generations, whose networks stay (a kept container cannot start again
+        on a network made anew: Docker knows it by the old one's id)."""
+        from gen.deploy.activation import Activation      # not imported by verbs that only plan (status, no-op)
+        return Activation(self.engine, compiled, p, self.options, self.progress, previous, warm).run(commit)
 
     def refresh(self, compiled: Compiled) -> None:
         """A no-op switch: nothing changes on the engine, but the running containers' pinned files (secrets,
@@ -185,6 +197,13 @@ class Deployer:
     def commit_nothing(self, number: int | None) -> Commit:
         """The commit of a recovery: `current` already names what the engine now runs."""
         return Commit(flip=lambda: number)
+
+
+def switch_number(prof: Profile, compiled: Compiled) -> int | None:
+    """The generation a switch to `compiled` makes current: the newest when it has the same manifest (no
+    record is added, as in Nix), else a new one (None: numbered above all)."""
+    newest = prof.newest()
+    return newest.number if newest and newest.manifest == compiled.manifest_hash else None
 
 
 def _flip_to(prof: Profile, number: int) -> int:

@@ -75,16 +75,24 @@ def anonymous_volumes(profile: str, service: str, obj: dict, replica: int) -> di
             for m in obj["volumes"] if m["type"] == "volume" and not m["source"]}
 
 
-def retired_networks(profile: str, previous: tuple[dict, ...], target: Compiled, emptied: bool) -> list[str]:
+def retired_networks(profile: str, previous: tuple[dict, ...], target: Compiled, emptied: bool,
+                     warm: tuple[dict, ...] = ()) -> list[str]:
     """Engine names of gen-owned networks that the `previous` manifests had and the target's services
     do not join (emptied: the deployment became empty, so its default network goes too, as before
-    format 3). The target's own are never among them."""
+    format 3). The target's own are never among them, nor those of the `warm` manifests (kept containers
+    are attached to them)."""
     keep = Networks(profile, target.manifest).owned([obj for _, obj in target.services.values()])
     gone = {network_name(profile)} if emptied else set()
     for manifest in previous:
-        nets = Networks(profile, manifest)
-        gone |= {nets.engine_name(n) for n in nets.defined if not nets.is_external(n)}
+        gone |= _defined(profile, manifest)
+    for manifest in warm:
+        keep |= _defined(profile, manifest) | ({network_name(profile)} if manifest["services"] else set())
     return sorted(gone - keep)
+
+
+def _defined(profile: str, manifest: dict) -> set[str]:
+    nets = Networks(profile, manifest)
+    return {nets.engine_name(n) for n in nets.defined if not nets.is_external(n)}
 
 
 def remove_networks(engine: Engine, names: list[str]) -> None:

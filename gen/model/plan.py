@@ -9,6 +9,7 @@ from dataclasses import dataclass, field, replace
 
 from gen.model.containers import Claim, creation_name, final_name, gen_names, naming_keys, network_peer, pick
 from gen.model.graph import start_order
+from gen.model.hostcontrol import host_control_notes
 from gen.model.ports import host_ports, ports_clash
 
 RUNNING_STATES = frozenset({"running"})
@@ -59,6 +60,7 @@ class Step:
     stop_before: tuple[str, ...] = ()   # old containers stopped before the new ones start
     quiesce: tuple[str, ...] = ()       # leftovers (not running, not exited) stopped first, never restarted by an undo
     remove_after: tuple[str, ...] = ()  # old containers removed once the generation is committed
+    retire_after: tuple[str, ...] = ()  # old containers of a warm generation: stopped once committed, kept
     claims: tuple[Claim, ...] = ()      # names to take (container_name, or a name a recreated container needs)
     kept: tuple[str, ...] = ()          # its containers that stay (the desired hash), by replica
 
@@ -91,6 +93,10 @@ class Plan:
     def to_remove(self) -> tuple[str, ...]:
         return tuple(cid for s in self.steps for cid in s.remove_after)
 
+    @property
+    def to_retire(self) -> tuple[str, ...]:
+        return tuple(cid for s in self.steps for cid in s.retire_after)
+
 
 @dataclass(frozen=True)
 class _Context:
@@ -99,14 +105,17 @@ class _Context:
     keys: dict[str, str]                # naming keys (gen.model.containers)
     by_name: dict[str, Observed]        # every container of the profile, by its name
     known: dict[str, dict]
+    warm: frozenset[tuple[str, str]]    # (service, hash) of the warm generations (gen.state.warm)
     peer: Step | None                   # the step of the service whose network stack it shares
     peer_named: bool                    # a service with container_name shares this one's network stack
 
 
 def plan(profile: str, services: dict[str, tuple[str, dict]], observed: list[Observed],
-         known: dict[str, dict] | None = None) -> Plan:
+         known: dict[str, dict] | None = None, warm: frozenset[tuple[str, str]] = frozenset()) -> Plan:
     """services: service name -> (object hash, service object); observed: the profile's containers;
-    known: service objects by hash for old containers, only used to explain what changed."""
+    known: service objects by hash for old containers, used to explain what changed (and to tell a
+    job's); warm: (service, hash) pairs of the warm generations, whose old containers are kept stopped
+    instead of removed (a job's never: a rollback runs it again, as a created one would)."""
     levels = tuple(tuple(level) for level in start_order(_with_peers_as_dependencies(services)))
     level_of = {name: i for i, level in enumerate(levels) for name in level}
     by_service: dict[str, list[Observed]] = {}
@@ -118,10 +127,13 @@ def plan(profile: str, services: dict[str, tuple[str, dict]], observed: list[Obs
     made: dict[str, Step] = {}
     for name in (name for level in levels for name in level):     # a peer's step before its dependents'
         h, obj = services[name]
-        ctx = _Context(profile, keys, by_name, known or {}, made.get(network_peer(obj) or ""), name in shared_by_named)
+        ctx = _Context(profile, keys, by_name, known or {}, warm, made.get(network_peer(obj) or ""),
+                       name in shared_by_named)
         made[name] = _service_step(name, h, obj, by_service.get(name, []), level_of[name], ctx)
     steps = [made[name] for name in sorted(made)]
-    steps += [_removal_step(name, cs) for name, cs in sorted(by_service.items()) if name not in services]
+    ctx = _Context(profile, keys, by_name, known or {}, warm, None, False)
+    steps += [step for name, cs in sorted(by_service.items())
+              if name not in services and (step := _removal_step(name, cs, ctx)) is not None]
     steps = _stop_conflicting_old(steps, services, observed)
     grace = {c.id: known[c.hash]["stop_grace_ms"] for c in observed if known and c.hash in known}
     starting = {s.service for s in steps if s.create or s.start}
@@ -135,30 +147,6 @@ def _with_peers_as_dependencies(services: dict[str, tuple[str, dict]]) -> dict[s
             for name, (_, obj) in services.items()}
 
 
-# Host paths whose mount hands a container control of the host (or its secrets). Real Compose files
-# mount them (Traefik, Portainer, cAdvisor): allowed, but never silently.
-HOST_CONTROL_PATHS = {"/": "the host's whole file system", "/etc": "the host's configuration",
-                      "/root": "root's home", "/boot": "the host's boot files", "/dev": "the host's devices",
-                      "/proc": "the host's processes", "/sys": "the host's kernel settings",
-                      "/var/lib/docker": "every container's data", "/run": "the host's sockets"}
-HOST_CONTROL_SOCKETS = ("docker.sock", "containerd.sock", "podman.sock")
-
-
-def host_control_notes(service: str, obj: dict) -> list[str]:
-    """One line per bind mount of `service` that gives its container control of the host."""
-    notes = []
-    for m in obj["volumes"]:
-        if m["type"] != "bind":
-            continue
-        source, how = m["source"], "read-only" if m["read_only"] else "read-write"
-        if source.endswith(HOST_CONTROL_SOCKETS):
-            notes.append(f"service {service} mounts {source} ({how}): it can run any container, "
-                         "and so control this host")
-        elif source in HOST_CONTROL_PATHS:
-            notes.append(f"service {service} mounts {source} ({how}): {HOST_CONTROL_PATHS[source]}")
-    return notes
-
-
 def _service_step(name: str, h: str, obj: dict, existing: list[Observed], level: int, ctx: _Context) -> Step:
     own = gen_names(ctx.profile, name, h, obj, ctx.keys)
     chosen = {i: c for i, n in own.items() if (c := pick(existing, h, obj, i, n)) is not None}
@@ -169,6 +157,9 @@ def _service_step(name: str, h: str, obj: dict, existing: list[Observed], level:
     # A job runs to its end: one not done (failed, never started, or still running) is started and waited for.
     to_start = [c for c in chosen.values() if c.id not in done and (job or not c.running)]
     stale = [c for c in existing if c not in chosen.values()]
+    kept_warm = [c for c in stale if _is_warm(c, name, h, ctx)]
+    retiring = [c for c in kept_warm if c.running]
+    stale = [c for c in stale if c not in kept_warm]
     create, claims = [], []
     for i in sorted(own.keys() - chosen.keys()):
         final = final_name(obj, own[i])
@@ -178,20 +169,38 @@ def _service_step(name: str, h: str, obj: dict, existing: list[Observed], level:
     claims += [Claim(final, c.id, c.name, _holder(ctx.by_name, final)) for i, c in sorted(chosen.items())
                if c.name != (final := final_name(obj, own[i]))]
     kept = tuple(c.id for _, c in sorted(chosen.items()))
-    if not create and not to_start and not stale and not claims and not restart:
+    leftovers = _leftovers([*stale, *kept_warm])
+    if not create and not to_start and not stale and not claims and not restart and not retiring and not leftovers:
         return Step(name, "keep", "completed" if done else "unchanged", level, kept=kept)
     strategy = "stop-first" if obj.get("container_name") or ctx.peer_named else obj["update"]
     holders = [c for c in ctx.by_name.values() if c.id in {claim.holder for claim in claims}] if claims else []
-    stopping = [] if job else [c for c in stale if c.running and strategy == "stop-first"]
-    replaced = any(c.hash != h for c in stale) or bool(peer_note and stale)
+    old = [*stale, *kept_warm]
+    stopping = [] if job else [c for c in old if c.running and strategy == "stop-first"]
+    replaced = any(c.hash != h for c in old) or bool(peer_note and old)
     action = "create" if not existing else ("replace" if replaced else "repair")
-    reason = (peer_note or _why(existing, h, obj, create, to_start, stale, ctx.known)) \
-        + _claims_note(claims) + _order_note(obj, stale, strategy, ctx.peer_named)
+    reason = (peer_note or _why(existing, h, obj, create, to_start, old, ctx.known)) \
+        + _warm_note(to_start, old, h) + _claims_note(claims) + _order_note(obj, old, strategy, ctx.peer_named)
+    stop_before = {c.id for c in [*stopping, *holders] if c.running} | set(restart)
     return Step(name, action, reason, level, strategy=strategy, create=tuple(create),
                 start=tuple(sorted({c.id for c in to_start} | set(restart))),
-                stop_before=tuple(sorted({c.id for c in [*stopping, *holders] if c.running} | set(restart))),
-                quiesce=_leftovers([*stale, *holders]), remove_after=tuple(sorted(c.id for c in stale)),
+                stop_before=tuple(sorted(stop_before)),
+                quiesce=_leftovers([*old, *holders]), remove_after=tuple(sorted(c.id for c in stale)),
+                retire_after=tuple(sorted(c.id for c in retiring if c.id not in stop_before)),
                 claims=tuple(claims), kept=kept)
+
+
+def _is_warm(c: Observed, service: str, h: str, ctx: _Context) -> bool:
+    """An old container of a warm generation: kept (stopped) for a rollback, unless it is a job's. Never
+    one of the desired hash: a duplicate, a container changed outside gen, or one joined to a peer's
+    container that is replaced (network_mode service:NAME; kept, it could not tell which generation's
+    peer it joined: the rollback creates it again, joined to the peer's kept container)."""
+    return c.hash != h and (service, c.hash) in ctx.warm and not ctx.known.get(c.hash, {}).get("job")
+
+
+def _warm_note(to_start: list[Observed], old: list[Observed], h: str) -> str:
+    """A rollback to a warm generation starts the containers it kept instead of creating them."""
+    warm = any(c.hash == h and c.state == "exited" for c in to_start) and any(c.hash != h for c in old)
+    return "; its kept container starts again (warm)" if warm else ""
 
 
 def _follow_peer(chosen: dict[int, Observed], peer: Step | None) -> tuple[dict, tuple[str, ...], str]:
@@ -271,8 +280,18 @@ def _why(existing, h, obj, missing, stopped, stale, known) -> str:
     return ", ".join(parts)
 
 
-def _removal_step(name: str, containers: list[Observed]) -> Step:
-    return Step(name, "remove", "not in the generation", remove_after=tuple(sorted(c.id for c in containers)))
+def _removal_step(name: str, containers: list[Observed], ctx: _Context) -> Step | None:
+    """A service the generation does not have: its containers go, a warm generation's are kept stopped
+    (None: nothing to do, every one is warm and stopped)."""
+    kept_warm = [c for c in containers if _is_warm(c, name, "", ctx)]
+    gone = [c for c in containers if c not in kept_warm]
+    retiring = [c.id for c in kept_warm if c.running]
+    leftovers = _leftovers(kept_warm)
+    if not gone and not retiring and not leftovers:
+        return None
+    reason = "not in the generation" + ("; a warm generation's containers are kept stopped" if kept_warm else "")
+    return Step(name, "remove", reason, quiesce=leftovers, remove_after=tuple(sorted(c.id for c in gone)),
+                retire_after=tuple(sorted(retiring)))
 
 
 def _stop_conflicting_old(steps: list[Step], services: dict, observed: list[Observed]) -> list[Step]:
@@ -281,7 +300,7 @@ def _stop_conflicting_old(steps: list[Step], services: dict, observed: list[Obse
     This is what forces start-first to stop-first when old and new share a host port, and it also
     covers a port that moves from one service to another, or a port held by an aborted activation.
     """
-    leaving = {cid for s in steps for cid in s.remove_after}
+    leaving = {cid for s in steps for cid in (*s.remove_after, *s.retire_after)}
     by_id = {c.id: c for c in observed}
     claimed: set[str] = set()
     for s in steps:
@@ -300,5 +319,7 @@ def _stop_conflicting_old(steps: list[Step], services: dict, observed: list[Obse
             s = replace(s, stop_before=tuple(sorted(set(s.stop_before) | set(conflicts))), strategy="stop-first",
                         reason=f"{s.reason}; stop-first: host port in use by old container" if forced else s.reason)
         out.append(s)
+    # A warm container stopped first for its port is not stopped again after the commit.
+    out = [replace(s, retire_after=tuple(c for c in s.retire_after if c not in claimed)) for s in out]
     return sorted(out, key=lambda s: (s.action == "remove", s.service))
 

@@ -22,7 +22,10 @@ pins (gen.state.pins).
    object uses (a service object reached from any root above, of any profile) is kept; the others are
    freed, index entry and blob, under the same lock and grace rules as objects. While a reachable
    object is damaged (its image unknown) no archive is freed.
-4. **Image pins** (gen.state.pins) of the chosen profiles follow the kept generations: gc pins every image
+4. **Kept containers** (gen.state.warm) of the chosen profiles: stopped containers that neither the
+   current generation nor its warm generations (among the kept ones) use are removed, so the warm
+   containers of a deleted generation go with it. Running containers and volumes are never touched.
+5. **Image pins** (gen.state.pins) of the chosen profiles follow the kept generations: gc pins every image
    a kept generation uses and releases the pins no kept generation of that profile uses.
 
 Concurrency (Nix's GC lock). gc takes the lock of every profile (sorted by name, then any profile
@@ -55,6 +58,8 @@ from gen.state.pins import sync_pins
 from gen.state.profile import Generation, Profile, list_profiles
 from gen.state.retention import GcReport, ProfileReport, parse_age, select
 from gen.state.roots import build_roots, import_roots, record_references, references
+from gen.state.target import read_target
+from gen.state.warm import remove_cold
 from store import BlobStore, Store
 from store.errors import CorruptObject, LockTimeout, MissingObject
 from store.fsutil import fsync_dir
@@ -113,6 +118,10 @@ def collect(state_dir: Path, store: Store, engine: Callable[[], Engine], profile
             _sweep(store, reach.live, started - GRACE_S, report)
             checkpoint("gc: objects swept")
             sweep_archives(state_dir, BlobStore(store.root), reach.used, started - GRACE_S, report)
+        for name in targets:        # the warm containers of deleted generations go with them
+            if read_target(state[name].prof).kind == "engine":
+                report.containers_removed += remove_cold(engine, store, state[name].prof, state[name].current,
+                                                         state[name].kept, dry_run, report.warnings)
         # Pins talk to the engine: writers need not wait for that, but a switch must (it pins too).
         sync_pins(engine, state_dir, [t for t in targets if t not in reach.unsure], reach.images,
                   all_profiles, report)

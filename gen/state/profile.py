@@ -130,6 +130,17 @@ class Profile:
                                f"(generations/<N>.json). {self._repair_current}")
         return int(match.group(1))
 
+    def rollback_target(self, to: int | None = None) -> Generation:
+        """Generation `to`, or, by default, the newest one older than `current` (what `gen rollback` activates)."""
+        if to is not None:
+            return self.get(to)
+        current = self.current_number()
+        older = [n for n in self.numbers() if current is None or n < current]
+        if not older:
+            raise ProfileError(f"profile {self.name}",
+                               f"no generation older than {current} to roll back to" if current else "has no generations")
+        return self.get(older[-1])
+
     def current(self) -> Generation | None:
         n = self.current_number()
         if n is None:

@@ -83,6 +83,7 @@ class GcReport:
     archive_bytes_freed: int = 0
     archives_live: int = 0              # archives of images that kept objects use
     archives_recent: int = 0            # unused but written during (or just before) this run: kept
+    containers_removed: list[str] = field(default_factory=list)   # stopped, of no kept generation (gen.state.warm)
     warnings: list[str] = field(default_factory=list)
 
     @property
@@ -97,4 +98,4 @@ class GcReport:
                 "pins_released": self.pins_released, "images_dropped": self.images_dropped,
                 "archives_deleted": self.archives_deleted, "archive_bytes_freed": self.archive_bytes_freed,
                 "archives_live": self.archives_live, "archives_recent": self.archives_recent,
-                "warnings": self.warnings}
+                "containers_removed": self.containers_removed, "warnings": self.warnings}
