@@ -63,15 +63,15 @@ class Deployer:
         check_one_engine(compiled)
         observed = self.engine.observe(prof.name) if observed is None else observed
         warm = warm_manifests(self.store, prof, number) if warm is None else warm
-        return plan(prof.name, compiled.services, observed, self.known(observed), pairs_of(warm))
+        return plan(prof.name, compiled.services, observed, self.known(observed, compiled), pairs_of(warm))
 
-    def known(self, observed) -> dict[str, dict]:
+    def known(self, observed, compiled: Compiled | None = None) -> dict[str, dict]:
         """Service objects of the observed containers, where the store has them intact: used only to
         explain a change and to stop old containers with their own grace. A missing, damaged or
         foreign object is left out (the plan then says just "changed"), so a stale object never
-        blocks a switch or a recovery."""
-        found = {}
-        for h in {c.hash for c in observed if HASH_RE.fullmatch(c.hash)}:     # labels may be anything
+        blocks a switch or a recovery. Those `compiled` has (every one, on a no-op) are not read again."""
+        found = {h: obj for h, obj in compiled.services.values()} if compiled else {}
+        for h in {c.hash for c in observed if HASH_RE.fullmatch(c.hash)} - found.keys():     # labels may be anything
             try:
                 found[h] = formats.service_object(self.store.get(h), f"object {h}")
             except (StoreError, CorruptState):
