@@ -45,11 +45,15 @@ def run_root(mountinfo: str | None = None) -> tuple[Path, bool]:
     """(the run directory, whether it is known to be on tmpfs). $GEN_RUN_DIR is the user's choice."""
     if os.environ.get(RUN_DIR_ENV):
         return Path(os.environ[RUN_DIR_ENV]), True
-    name = "gen" if os.geteuid() == 0 else f"gen-{os.geteuid()}"    # /dev/shm is shared by every user
+    name = _run_name()
     info = _mountinfo() if mountinfo is None else mountinfo
     if filesystem_of("/run", info) in TMPFS:
         return Path("/run") / name, True
     return Path("/dev/shm") / name, filesystem_of("/dev/shm", info) in TMPFS
+
+
+def _run_name() -> str:
+    return "gen" if os.geteuid() == 0 else f"gen-{os.geteuid()}"    # /dev/shm is shared by every user
 
 
 def filesystem_of(path: str, mountinfo: str) -> str | None:
@@ -189,6 +193,8 @@ def remove_stale(target: Compiled) -> list[str]:
     are gone), and the profile's own once it is empty. Returns what could not be removed."""
     if target.state_dir is None or not (Path(target.state_dir) / ID_FILE).exists():
         return []           # nothing was ever materialised for this state directory (and nothing is made here)
+    if not os.environ.get(RUN_DIR_ENV) and not any((Path(top) / _run_name()).exists() for top in ("/run", "/dev/shm")):
+        return []           # no run directory at all: spare the parse of /proc/self/mountinfo (every switch)
     base = profile_dir(target.state_dir, target.manifest["profile"])
     keep = {h for h, _ in target.services.values()}
     try:

@@ -320,6 +320,7 @@ def _stop_conflicting_old(steps: list[Step], services: dict, observed: list[Obse
                         reason=f"{s.reason}; stop-first: host port in use by old container" if forced else s.reason)
         out.append(s)
     # A warm container stopped first for its port is not stopped again after the commit.
-    out = [replace(s, retire_after=tuple(c for c in s.retire_after if c not in claimed)) for s in out]
+    out = [replace(s, retire_after=tuple(c for c in s.retire_after if c not in claimed))
+           if claimed.intersection(s.retire_after) else s for s in out]
     return sorted(out, key=lambda s: (s.action == "remove", s.service))
 

@@ -71,7 +71,13 @@ def record_build(state_dir: Path, profile: str, manifest: str) -> None:
     if not NAME_RE.fullmatch(profile) or not HASH_RE.fullmatch(manifest):
         raise ValueError(f"not a profile and a manifest hash: {profile!r}, {manifest!r}")
     directory = ensure_dir(Path(state_dir) / BUILDS_DIR)
-    atomic_write(directory / profile, f"{manifest}\n".encode("ascii"), mode=0o600)
+    data = f"{manifest}\n".encode("ascii")
+    try:
+        if (directory / profile).read_bytes() == data:
+            return          # already the last build (a switch records it again under its lock): no fsync twice
+    except OSError:
+        pass
+    atomic_write(directory / profile, data, mode=0o600)
 
 
 def build_source(spec_path: str | os.PathLike) -> dict:
