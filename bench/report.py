@@ -1,9 +1,11 @@
-"""Statistics, targets and output: the console table, results/latest.json and results/latest.md (a run of
-the Swarm cases alone: results/latest-swarm.json and .md, leaving the engine-local figures in place)."""
+"""Statistics and output: the console table, results/latest.json and results/latest.md (a run of the Swarm
+cases alone: results/latest-swarm.json and .md, leaving the engine-local figures in place). The targets are
+bench.targets'."""
 from __future__ import annotations
 
 import json
 import os
+import re
 import statistics
 import subprocess
 from dataclasses import dataclass
@@ -12,21 +14,27 @@ from pathlib import Path
 
 TOOLS = ("gen", "gen0", "compose", "floor")
 COUNTS = {"store_objects": "objects", "store_bytes": "bytes"}
+LABELS = {   # metric pattern ({} = its number of services or generations) -> what the table calls it
+    "cold{}": "cold deploy, N={}", "noop{}": "no-op redeploy, N={}", "change{}": "change 1 env var of {}",
+    "rollback{}": "roll that change back (gen: its default warm setting), N={}",
+    "change{}_warm0": "change 1 of {}, with `gen warm 0`",
+    "rollback{}_cold": "roll that change back, cold (`gen warm 0`), N={}",
+    "status{}": "gen status, N={}", "healthy{}": "{} service, 200 ms healthcheck", "list{}": "gen list, {} generations",
+    "build{}": "gen build, {} services", "build{}_warm": "gen build again (store warm), {} services",
+    "swarm_change{}": "Swarm: change 1 env var of {} services", "swarm_rollback{}": "Swarm: roll that change back",
+    "version": "gen --version (whole process)", "store_objects": "store growth (objects), 1 change of 1,000",
+    "store_bytes": "store growth (bytes), 1 change of 1,000",
+}
 
 
 def label(metric: str) -> str:
-    names = {"cold": "cold deploy, N={}", "noop": "no-op redeploy, N={}", "change": "change 1 env var of {}",
-             "rollback": "roll that change back, N={}", "healthy": "{} service, 200 ms healthcheck",
-             "list": "gen list, {} generations"}
-    fixed = {"swarm_change10": "Swarm: change 1 env var of 10 services", "swarm_rollback10": "Swarm: roll that change back",
-             "build1000": "gen build, 1,000 services", "build1000_warm": "gen build again (store warm)",
-             "store_objects": "store growth (objects), 1 change of 1,000",
-             "store_bytes": "store growth (bytes), 1 change of 1,000"}
-    if metric in fixed:
-        return fixed[metric]
-    for prefix, text in names.items():
-        if metric.startswith(prefix):
-            return text.format(f"{int(metric[len(prefix):]):,}")
+    if metric in LABELS:
+        return LABELS[metric]
+    number = re.search(r"\d+", metric)
+    if number:
+        pattern = metric[:number.start()] + "{}" + metric[number.end():]
+        if pattern in LABELS:
+            return LABELS[pattern].replace("{}", f"{int(number.group()):,}")
     return metric
 
 
@@ -56,54 +64,31 @@ def ratio(st: dict, metric: str, num: str, den: str, den_metric: str | None = No
     return a.median / b.median if a and b and b.median else None
 
 
-def targets(st: dict, n: int) -> list[dict]:
-    """Each target: what, measured value, bound, PASS/MISS (or 'not run'). Never fails the run."""
-    def median(metric):
-        s = st.get(metric, {}).get("gen")
-        return s.median if s else None
-    rows = [
-        ("cold N=50, gen/compose", ratio(st, "cold50", "gen", "compose"), 0.8, "x"),
-        ("cold N=50, gen/floor", ratio(st, "cold50", "gen", "floor"), 1.15, "x"),
-        (f"no-op N={n}, gen/compose", ratio(st, f"noop{n}", "gen", "compose"), 2.0, "x"),
-        (f"one change of {n}, gen/compose", ratio(st, f"change{n}", "gen", "compose"), 1.0, "x"),
-        ("rollback, gen rollback/gen change", ratio(st, f"rollback{n}", "gen", "gen", f"change{n}"), 1.0, "x"),
-        ("healthy single, gen/compose", ratio(st, "healthy1", "gen", "compose"), 0.9, "x"),
-        ("gen build, 1,000 services", median("build1000"), 0.6, " s"),
-        ("gen list, 10,000 generations", median("list10000"), 0.25, " s"),
-        ("objects added by one change", median("store_objects"), 2, " objects"),
-        # The same guarantee as `compose up --wait` (no stability window): for reading the two above.
-        ("cold N=50, gen --stable-for 0 / compose", ratio(st, "cold50", "gen0", "compose"), 0.8, "x"),
-        (f"one change of {n}, gen --stable-for 0 / compose", ratio(st, f"change{n}", "gen0", "compose"), 1.0, "x"),
-    ]
-    return [{"target": what, "value": value, "bound": bound, "unit": unit.strip() or "x",
-             "verdict": "not run" if value is None else ("PASS" if value <= bound else "MISS"),
-             "text": f"{what}: " + ("not run" if value is None else
-                                    f"{_num(value, unit)} (target <= {_num(bound, unit)})")}
-            for what, value, bound, unit in rows]
-
-
-def _num(v: float, unit: str) -> str:
-    return f"{v:.2f}x" if unit == "x" else (f"{v:.0f}{unit}" if unit == " objects" else f"{v:.3f}{unit}")
+RATIOS = (("gen", "compose"), ("gen0", "compose"), ("gen", "floor"), ("gen0", "floor"))
 
 
 def is_swarm(metric: str) -> bool:
     return metric.startswith("swarm_")
 
 
-def table_rows(st: dict) -> list[list[str]]:
+def table_rows(st: dict, order: list[str], na: dict[str, str]) -> list[list[str]]:
+    """One row per metric, in `order` (then any other measured one): both gen lines, compose, floor, ratios;
+    a metric the gen under test cannot run is a row saying n/a and why."""
     rows = []
-    for metric, by_tool in st.items():
-        if is_swarm(metric):
+    for metric in order + [m for m in st if m not in order]:
+        if is_swarm(metric) or (metric not in st and metric not in na):
             continue
-        r_c, r_f = ratio(st, metric, "gen", "compose"), ratio(st, metric, "gen", "floor")
-        r_0 = ratio(st, metric, "gen0", "compose")
+        if metric not in st:
+            rows.append([label(metric), f"n/a ({na[metric]})"] + ["-"] * (len(HEADER) - 2))
+            continue
+        by_tool = st[metric]
         rows.append([label(metric)] + [by_tool[t].show(metric) if t in by_tool else "-" for t in TOOLS]
-                    + [f"{r:.2f}x" if r else "-" for r in (r_c, r_f, r_0)])
+                    + [f"{r:.2f}x" if r else "-" for r in (ratio(st, metric, a, b) for a, b in RATIOS)])
     return rows
 
 
-HEADER = ["case", "gen median (min-max)", "gen --stable-for 0", "compose", "floor", "gen/compose", "gen/floor",
-          "gen --stable-for 0 / compose"]
+HEADER = ["case", "gen (default 1 s window) median (min-max)", "gen --stable-for 0 (same guarantee)",
+          "compose up --wait", "SDK floor", "gen/compose", "gen0/compose", "gen/floor", "gen0/floor"]
 
 
 # The Swarm section: gen with the guarantee `docker stack deploy` + convergence gives (--stable-for 0) first.
@@ -135,13 +120,15 @@ def _columns(rows: list[list[str]]) -> list[str]:
     return lines
 
 
-def console(st: dict, tgt: list[dict]) -> str:
-    lines = _columns([HEADER] + table_rows(st)) if table_rows(st) else []
+def console(st: dict, tgt: list[dict], order: list[str], na: dict[str, str]) -> str:
+    rows = table_rows(st, order, na)
+    lines = _columns([HEADER] + rows) if rows else []
     if swarm_rows(st):
         lines += ([""] if lines else []) + _columns([SWARM_HEADER] + swarm_rows(st))
-    if any(t["value"] is not None for t in tgt):
-        lines += ["", "targets (reported, never enforced):"]
-        lines += [f"  {t['verdict']:<7} {t['text']}" for t in tgt]
+    shown = [t for t in tgt if t["verdict"] != "not run"]
+    if shown:
+        lines += ["", "targets (reported, never enforced; speed judged on the same-guarantee line, gen0):"]
+        lines += [f"  {t['verdict']:<7} {t['text']}" for t in shown]
     return "\n".join(lines)
 
 
@@ -158,43 +145,65 @@ def machine(compose_version: str) -> dict:
             "compose": compose_version, "gen_commit": out(["git", "rev-parse", "--short", "HEAD"])
             + (" + uncommitted changes" if out(["git", "status", "--porcelain", "gen", "store"]) else ""),
             "cpu": next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
-                         if line.startswith("model name")), "?")}
+                         if line.startswith("model name")), "?"), "loadavg_end": round(os.getloadavg()[0], 2)}
 
 
-def write(out_dir: Path, meta: dict, options: dict, samples: dict, st: dict, tgt: list[dict],
-          errors: list[str], stem: str = "latest") -> None:
+def write(out_dir: Path, meta: dict, options: dict, st: dict, tgt: list[dict], errors: list[str],
+          order: list[str], na: dict[str, str], stem: str = "latest") -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
-    doc = {"meta": meta, "options": options, "errors": errors, "targets": tgt,
+    doc = {"meta": meta, "options": options, "errors": errors, "targets": tgt, "not_available": na,
            "metrics": {m: {"label": label(m), **{t: {"median": s.median, "min": s.low, "max": s.high,
                                                      "samples": list(s.samples)} for t, s in by_tool.items()},
-                           "gen/compose": ratio(st, m, "gen", "compose"), "gen/floor": ratio(st, m, "gen", "floor"),
-                           "gen0/compose": ratio(st, m, "gen0", "compose"),
+                           **{f"{a}/{b}": ratio(st, m, a, b) for a, b in RATIOS},
                            **({"gen0/stack": ratio(st, m, "gen0", "stack"), "gen/stack": ratio(st, m, "gen", "stack")}
                               if is_swarm(m) else {})}
                        for m, by_tool in st.items()}}
     _atomic(out_dir / f"{stem}.json", json.dumps(doc, indent=2) + "\n")
+    _atomic(out_dir / f"{stem}.md", "\n".join(markdown(meta, options, st, tgt, errors, order, na)) + "\n")
+
+
+def markdown(meta: dict, options: dict, st: dict, tgt: list[dict], errors: list[str], order: list[str],
+             na: dict[str, str]) -> list[str]:
+    rows = table_rows(st, order, na)
+    count = options["reps"] if rows else options.get("swarm_reps")
+    reps = f"{count} repetition{'s' if count != 1 else ''} per case" + (
+        f" ({options['reps_200']} for the N=200 case)" if rows and options.get("reps_200") else "")
+    load = (f" Load average (1 min) {meta['loadavg_start']:.2f} at the start, {meta['loadavg_end']:.2f} at the end."
+            if "loadavg_start" in meta else "")
     md = [f"# gen benchmark, {meta['date']}", "",
           f"Machine: {meta['nproc']} CPU(s) ({meta['cpu']}), {meta['memory_gib']} GiB memory, Docker "
           f"{meta['docker']}, Docker Compose {meta['compose']}, gen: {meta['gen_cli']}"
           f"{'' if meta.get('gen_is_repo', True) else ' (a frozen build, not the work tree)'}, repo at "
-          f"{meta['gen_commit']}. "
-          f"{options['reps'] if table_rows(st) else options.get('swarm_reps')} repetitions per case, tools "
-          "alternated; times are whole deploys, medians with min-max.", ""]
-    if table_rows(st):
-        md += ["| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
-        md += ["| " + " | ".join(r) + " |" for r in table_rows(st)]
+          f"{meta['gen_commit']}. {reps}, tools alternated; times are whole processes (a deploy: until the tool "
+          f"says it is done), medians with min-max.{load}", ""]
+    if rows:
+        md += [LINES_NOTE, "", "| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
+        md += ["| " + " | ".join(r) + " |" for r in rows]
     if swarm_rows(st):
         lab = meta.get("swarm_lab") or {}
         md += ["", (f"{SWARM_NOTE} {options.get('swarm_reps', options['reps'])} repetitions; the lab came up in "
                     f"{lab.get('bringup_s', '?')} s."), "",
                "| " + " | ".join(SWARM_HEADER) + " |", "|" + "---|" * len(SWARM_HEADER)]
         md += ["| " + " | ".join(r) + " |" for r in swarm_rows(st)]
-    if any(t["value"] is not None for t in tgt):
-        md += ["", "| target | measured | |", "|---|---|---|"]
-        md += [f"| {t['target']} | {t['text'].split(': ', 1)[1]} | {t['verdict']} |" for t in tgt]
+    shown = [t for t in tgt if t["verdict"] != "not run"]
+    if shown:
+        md += ["", ("Targets (issue 15), reported, never enforced; the speed targets are judged on the "
+                    "same-guarantee line (gen --stable-for 0), the default window's figure given for reading:"), "",
+               "| target | line | measured | bound | |", "|---|---|---|---|---|"]
+        md += [f"| {t['target']} | {t['line']} | {t['measured']} | <= {_bound(t)} | {t['verdict']} |" for t in shown]
     if errors:
         md += ["", "Errors:", ""] + [f"- {e.splitlines()[0]}" for e in errors]
-    _atomic(out_dir / f"{stem}.md", "\n".join(md) + "\n")
+    return md
+
+
+LINES_NOTE = ("Two lines for gen: as users get it (a container without a healthcheck counts as healthy after 1 s "
+              "running without a restart) and at Compose's guarantee (`--stable-for 0`, also for `gen rollback`: "
+              "running, or healthy where there is a healthcheck, as `docker compose up --wait` checks). The floor is "
+              "the Docker SDK creating and starting the same containers from 16 threads, polling every 50 ms.")
+
+
+def _bound(t: dict) -> str:
+    return f"{t['bound']:.2f}x" if t["unit"] == "x" else f"{t['bound']:g} {t['unit']}"
 
 
 def _atomic(path: Path, text: str) -> None:

