@@ -109,7 +109,7 @@ def test_a_paused_container_is_brought_back_by_recover(deployment):
 def tiny_state(deployment):
     """A 2 MiB tmpfs as the state directory: a real disk that can be filled."""
     d = deployment
-    d.state.mkdir(parents=True)
+    d.state.mkdir(parents=True, exist_ok=True)
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m,mode=0700", "tmpfs", str(d.state)], check=True)
     yield d
     subprocess.run(["umount", "-l", str(d.state)], check=False)

@@ -8,11 +8,13 @@ exit code, last healthcheck output and last log lines.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Callable
 
 from gen.deploy.options import Options
 from gen.engine.base import ContainerDetails, Engine
 from gen.errors import ActivationFailed, GenError
+from gen.model.plan import Observed
 
 
 def wait_healthy(engine: Engine, profile: str, has_check: dict[str, bool | None], services: dict[str, str],
@@ -25,15 +27,50 @@ def wait_healthy(engine: Engine, profile: str, has_check: dict[str, bool | None]
     settle=False: a container without a healthcheck only has to be running (no window, no restart
     check): the caller settles it later. since[cid] is when the container started (monotonic), so a
     window that began earlier is not waited again.
-    One engine list call per poll, whatever the number of containers; pmap runs the per-container
-    restart checks and early probes (a thread pool's map runs them concurrently).
+    One engine list call per look, whatever the number of containers; pmap runs the per-container
+    restart checks and early probes (a thread pool's map runs them concurrently). Between looks the
+    gate sleeps on the engine's watch (Engine.watch: Docker's events) until a container changes, or
+    until the next moment that matters without an event (see Gate.next_look).
     """
-    probes = dict(probes or {})
-    running_since: dict[str, float] = dict(since or {})
-    pending = set(has_check)
-    while pending:
-        now = time.monotonic()
-        seen = {c.id: c for c in engine.observe(profile)}
+    gate = Gate(engine, profile, has_check, services, options, pmap, dict(probes or {}), settle, dict(since or {}))
+    if not gate.pending:
+        return
+    with engine.watch(profile) as watch:        # subscribed before the first look: nothing is missed
+        while True:
+            live = watch.live                   # read before the look (see Watch.live)
+            now = time.monotonic()
+            gate.look(now)
+            if not gate.pending:
+                return
+            if now > deadline:
+                gate.time_out()
+            watch.wait(gate.next_look(now, deadline, live) - time.monotonic(), gate.probes_in_flight())
+
+
+@dataclass
+class Gate:
+    """One wait_healthy: the containers still pending, judged at each look from one list call."""
+    engine: Engine
+    profile: str
+    has_check: dict[str, bool | None]
+    services: dict[str, str]
+    options: Options
+    pmap: Callable
+    probes: dict[str, "Probe"]
+    settle: bool
+    running_since: dict[str, float]
+    pending: set[str] = field(init=False)
+    seen: dict[str, Observed] = field(default_factory=dict)
+    # No new probe before this: PROBE_STARTS_PER_POLL per poll_s at most, however often events wake the gate.
+    probe_starts_at: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.pending = set(self.has_check)
+
+    def look(self, now: float) -> None:
+        """List the containers; fail on the first that failed, drop from pending those now healthy."""
+        engine, services, probes, pending = self.engine, self.services, self.probes, self.pending
+        seen = self.seen = {c.id: c for c in engine.observe(self.profile)}
         ripe: list[str] = []
         for cid in sorted(pending):
             c = seen.get(cid)
@@ -45,16 +82,15 @@ def wait_healthy(engine: Engine, profile: str, has_check: dict[str, bool | None]
                 _fail(engine, services[cid], cid, "is crash-looping (restarting)", c)
             if c.health == "unhealthy":
                 _fail(engine, services[cid], cid, "healthcheck failed (unhealthy)", c)
-            checked = has_check[cid] if has_check[cid] is not None else c.health is not None
-            if checked:
+            if self.checked(cid):
                 if c.health == "healthy":
                     pending.discard(cid)
-            elif c.state == "running" and not settle:
+            elif c.state == "running" and not self.settle:
                 pending.discard(cid)
-            elif c.state == "running" and now - running_since.setdefault(cid, now) >= options.stability_s:
+            elif c.state == "running" and now - self.running_since.setdefault(cid, now) >= self.options.stability_s:
                 ripe.append(cid)
         # The list call cannot see a quick restart; the restart count can. Ask for all ripe ones at once.
-        for cid, info in zip(ripe, pmap(engine.inspect, ripe)):
+        for cid, info in zip(ripe, self.pmap(engine.inspect, ripe)):
             if info.restarting or not info.running:
                 _fail(engine, services[cid], cid, f"exited with code {info.exit_code}"
                       + (f" after {info.restart_count} restart(s)" if info.restart_count else ""), seen[cid])
@@ -62,19 +98,48 @@ def wait_healthy(engine: Engine, profile: str, has_check: dict[str, bool | None]
                 _fail(engine, services[cid], cid,
                       f"restarted {info.restart_count} time(s) during the stability window", seen[cid])
             pending.discard(cid)
-        probing = probes_to_advance(probes, [cid for cid in sorted(pending & probes.keys())
-                                              if seen[cid].state == "running"], now)
-        for cid, passed in zip(probing, pmap(lambda cid: probes[cid].advance(engine, cid, now), probing)):
+        probing = probes_to_advance(probes, self.probing(), now)
+        if now < self.probe_starts_at:
+            probing = [cid for cid in probing if probes[cid].exec_id is not None]     # collect, start none
+        elif any(probes[cid].exec_id is None for cid in probing):
+            self.probe_starts_at = now + self.options.poll_s
+        for cid, passed in zip(probing, self.pmap(lambda cid: probes[cid].advance(engine, cid, now), probing)):
             if passed:
                 pending.discard(cid)
-        if not pending:
-            return
-        if now > deadline:
-            cid = sorted(pending)[0]
-            c = seen.get(cid)
-            state = (c.health or c.state) if c else "missing"
-            _fail(engine, services[cid], cid, f"not healthy within the timeout (state: {state})", c)
-        time.sleep(options.poll_s)
+
+    def checked(self, cid: str) -> bool:
+        """Is the container gated on its healthcheck (rather than on the stability window)?"""
+        c = self.seen[cid]
+        return self.has_check[cid] if self.has_check[cid] is not None else c.health is not None
+
+    def probing(self) -> list[str]:
+        """The pending containers whose early probe may run: those running."""
+        return [cid for cid in sorted(self.pending & self.probes.keys()) if self.seen[cid].state == "running"]
+
+    def probes_in_flight(self) -> list[str]:
+        return [self.probes[cid].exec_id for cid in self.probing() if self.probes[cid].exec_id is not None]
+
+    def next_look(self, now: float, deadline: float, live: bool) -> float:
+        """When to look again if no event comes first: the deadline; a stability window that ripens; an
+        early probe that is due, or in flight (collected every poll_s: the watch wakes the gate when it
+        ends, on engines that can tell); and the safety-net poll: an event stream is a hint, so a
+        missed one costs safety_poll_s, never a hang. A watch that is not live (yet, or any more)
+        wakes for nothing, so the gate then polls every poll_s, as it did before there were events."""
+        soon = now + self.options.poll_s
+        at = [deadline, now + self.options.safety_poll_s if live else soon]
+        for cid in self.probing():
+            probe, due = self.probes[cid], max(self.probes[cid].next_at, self.probe_starts_at)
+            at.append(soon if probe.exec_id is not None or due <= now else due)
+        if self.settle:
+            at += [self.running_since[cid] + self.options.stability_s for cid in self.pending
+                   if cid in self.running_since and self.seen[cid].state == "running" and not self.checked(cid)]
+        return max(min(at), now + MIN_SLEEP_S)
+
+    def time_out(self) -> None:
+        cid = sorted(self.pending)[0]
+        c = self.seen.get(cid)
+        state = (c.health or c.state) if c else "missing"
+        _fail(self.engine, self.services[cid], cid, f"not healthy within the timeout (state: {state})", c)
 
 
 def has_check(obj: dict) -> bool:
@@ -97,6 +162,7 @@ def probe_for(obj: dict, options: Options) -> "Probe | None":
     return Probe.of(obj["healthcheck"], obj["user"])
 
 
+MIN_SLEEP_S = 0.001            # between two looks, whatever the timers say: never a busy loop
 PROBE_FIRST_DELAY_S = 0.1      # between early probes: 0.1 s, doubling up to PROBE_MAX_DELAY_S
 PROBE_MAX_DELAY_S = 1.0
 PROBE_STARTS_PER_POLL = 2      # at most 40 new probes a second, however many containers wait

@@ -31,25 +31,32 @@ def as_created(obj: dict) -> dict:
 def wait_completed(engine: Engine, profile: str, jobs: dict[str, str], deadline: float, options: Options) -> None:
     """Block until every job container (id -> service) has exited 0; ActivationFailed on the first that
     exits otherwise, disappears, or is still running at the deadline (its last log lines in the error,
-which the CLI prints). One list call per poll; a job
-    restarting under on-failure is still running."""
+    which the CLI prints). One list call per look; a job restarting under on-failure is still running.
+    Between looks it sleeps on the engine's watch (a job's exit is an event), as the health gate does."""
     pending = set(jobs)
-    while pending:
-        seen = {c.id: c for c in engine.observe(profile)}
-        for cid in sorted(pending):
-            c = seen.get(cid)
-            if c is None:
-                _fail(engine, jobs[cid], cid, "disappeared from the engine", "missing", None)
-            elif c.state == "exited" and c.exit_code == 0:
-                pending.discard(cid)
-            elif c.state in ("exited", "dead"):
-                _fail(engine, jobs[cid], cid, f"exited with code {c.exit_code}", c.state, c.exit_code)
-        if pending and time.monotonic() > deadline:
-            cid = sorted(pending)[0]
-            state = seen[cid].state if cid in seen else "missing"
-            _fail(engine, jobs[cid], cid, f"did not complete within the timeout (state: {state})", state, None)
-        if pending:
-            time.sleep(options.poll_s)
+    if not pending:
+        return
+    with engine.watch(profile) as watch:        # subscribed before the first look: nothing is missed
+        while True:
+            live = watch.live                   # read before the look (see Watch.live)
+            now = time.monotonic()
+            seen = {c.id: c for c in engine.observe(profile)}
+            for cid in sorted(pending):
+                c = seen.get(cid)
+                if c is None:
+                    _fail(engine, jobs[cid], cid, "disappeared from the engine", "missing", None)
+                elif c.state == "exited" and c.exit_code == 0:
+                    pending.discard(cid)
+                elif c.state in ("exited", "dead"):
+                    _fail(engine, jobs[cid], cid, f"exited with code {c.exit_code}", c.state, c.exit_code)
+            if not pending:
+                return
+            if now > deadline:
+                cid = sorted(pending)[0]
+                state = seen[cid].state if cid in seen else "missing"
+                _fail(engine, jobs[cid], cid, f"did not complete within the timeout (state: {state})", state, None)
+            interval = options.safety_poll_s if live else options.poll_s
+            watch.wait(max(min(deadline, now + interval) - time.monotonic(), 0.0))
 
 
 def _fail(engine: Engine, service: str, cid: str, what: str, state: str, code: int | None) -> None:

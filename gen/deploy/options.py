@@ -16,7 +16,8 @@ Progress = Callable[[str, str, str], None]      # (service, phase, detail); serv
 class Options:
     timeout_s: float = 60.0          # bound on waiting for health, per transaction
     stability_s: float = 1.0         # without a healthcheck: running this long without a restart
-    poll_s: float = 0.05             # one engine list call per poll
+    poll_s: float = 0.05             # between list calls while an early probe runs, or without engine events
+    safety_poll_s: float = 1.0       # between list calls while engine events wake the gate (see health.Gate)
     workers: int = 16
     early_probes: bool = True        # run healthchecks ourselves while Docker still says "starting" (see Probe)
     closure: bool | None = None      # archive the generation's images in the store (None: the profile's setting)

@@ -9,7 +9,7 @@ never a backend's.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from typing import Callable, Protocol
 
 from gen.model.plan import Observed
@@ -48,6 +48,29 @@ class Wiring:
 
 
 Progress = Callable[[str], None]      # one line of an engine's pull or build output
+
+
+class Watch(Protocol):
+    """A subscription to the changes of one profile's containers (Engine.watch), so that the health gate
+    sleeps until something happens instead of polling. A hint, never a judge: after every wake the gate
+    lists and judges the containers as it would without it, and it wakes on its own timers too.
+
+    `live`: while True, every change made after the moment it was read makes wait() return (a caller
+    that reads it before a list call may sleep past that list call until the next event). False
+    before the subscription is up and once it broke, for good; the break wakes wait() (the caller
+    then polls)."""
+    live: bool
+
+    def wait(self, timeout_s: float, probes: Collection[str] = ()) -> bool:
+        """Block until a container of the profile changed since the last call, or one of `probes` (ids
+        from Engine.probe_start) ended (True), or timeout_s passed (False)."""
+
+    def close(self) -> None:
+        """End the subscription: prompt, even when the engine hangs or is gone."""
+
+    def __enter__(self) -> "Watch": ...
+
+    def __exit__(self, *exc) -> None: ...
 
 
 class Engine(Protocol):
@@ -111,6 +134,10 @@ class Engine(Protocol):
     def inspect(self, cid: str) -> ContainerDetails: ...
 
     def logs(self, cid: str, tail: int = 10) -> str: ...
+
+    def watch(self, profile: str) -> Watch:
+        """Subscribe to the changes of the profile's containers (see Watch); close it, or use it as a context
+        manager. Never raises: an engine that cannot deliver events gives a watch that is not live."""
 
     # -- networks and volumes (created when missing; volumes are never removed) ----------------
     def ensure_network(self, name: str, labels: dict[str, str], definition: dict | None = None,

@@ -12,8 +12,8 @@ import os
 import time
 from collections.abc import Iterable, Iterator
 
-import docker
-import docker.errors
+import gen.engine.lazyimport  # noqa: F401  first: paramiko, which the SDK imports for ssh:// alone, loads on first use
+import docker.errors  # binds `docker` too
 import requests.exceptions
 from docker.types import IPAMConfig, IPAMPool
 
@@ -21,6 +21,7 @@ from gen.errors import BuildFailed, EngineError, EngineUnavailable, ImageMissing
 from gen.engine.base import ContainerDetails, Progress, Wiring
 from gen.engine.dockerarchive import ARCHIVE_CHUNK, LoadLog, Relay
 from gen.engine.dockererrors import check_owner, missing_external, short, translate
+from gen.engine.dockerevents import EventWatch, cancellable
 from gen.engine.dockerconfig import container_args, grace_seconds, network_create_args
 from gen.engine.dockerinspect import container_details, observed
 from gen.engine.dockerstream import BuildLog, TransferLog, split_reference
@@ -75,15 +76,12 @@ class DockerEngine:
         return cls.from_env(timeout, host=url)
 
     # -- images ---------------------------------------------------------------------------------
+    @_translated(lambda ref, subject: subject)
     def image_id(self, ref: str, subject: str) -> str:
         try:
             return self.api.inspect_image(ref)["Id"]
-        except docker.errors.ImageNotFound:
+        except docker.errors.NotFound:          # ImageNotFound is one
             raise ImageMissing(subject, ref) from None
-        except docker.errors.NotFound:
-            raise ImageMissing(subject, ref) from None
-        except (requests.exceptions.RequestException, docker.errors.DockerException) as e:
-            raise translate(subject, e) from None
 
     @_translated(lambda image_id: f"image {image_id[:19]}")
     def image_digests(self, image_id: str) -> list[str]:
@@ -146,10 +144,9 @@ class DockerEngine:
 
     # -- image archives (gen.state.closure): `docker save` / `docker load`, streamed both ways ------
     def has_image(self, image_id: str) -> bool:
-        try:
+        with contextlib.suppress(ImageMissing):
             return self.image_id(image_id, f"image {image_id[:19]}") == image_id
-        except ImageMissing:
-            return False
+        return False
 
     def save_image(self, image_id: str) -> Iterator[bytes]:
         if not self.has_image(image_id):        # asked first: Docker answers a missing ID with a 500
@@ -206,6 +203,9 @@ class DockerEngine:
     @_translated(lambda cid, *_: f"container {cid[:12]}")
     def logs(self, cid: str, tail: int = 10) -> str:
         return self.api.logs(cid, stdout=True, stderr=True, tail=tail).decode("utf-8", "replace")
+
+    def watch(self, profile: str) -> EventWatch:        # one thread reading Docker's events (gen.engine.dockerevents)
+        return EventWatch(self.api, profile, enabled=cancellable(self.api.base_url))
 
     # -- networks and volumes -------------------------------------------------------------------
     @_translated(lambda name, *_, **__: f"network {name}")
@@ -288,10 +288,8 @@ class DockerEngine:
 
     @_translated(lambda cid, *_: f"container {cid[:12]}")
     def stop(self, cid: str, grace_ms: int | None) -> None:
-        try:
+        with contextlib.suppress(docker.errors.NotFound):
             self.api.stop(cid, timeout=None if grace_ms is None else grace_seconds(grace_ms))
-        except docker.errors.NotFound:
-            pass
 
     @_translated(lambda cid: f"container {cid[:12]}")
     def remove(self, cid: str) -> None:

@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 
 from gen.engine.base import DEFAULT_HEALTH_TIMEOUT_MS, ContainerDetails, Wiring
 from gen.engine.memoryimages import MemoryImages, logged
+from gen.engine.memorywatch import Watching
 from gen.errors import EngineError, NotOwned
 from gen.model import formats
 from gen.model.naming import LABEL_HASH, LABEL_PROFILE, LABEL_REPLICA, LABEL_SERVICE, container_labels
@@ -92,7 +93,7 @@ def _clash(a: tuple, b: tuple) -> bool:
     return a[1] != 0 and a[1:] == b[1:] and (a[0] == b[0] or a[0] in _ANY_IP or b[0] in _ANY_IP)
 
 
-class MemoryEngine(MemoryImages):
+class MemoryEngine(MemoryImages, Watching):
     """One simulated engine (implements gen.engine.base.Engine). Its state is public for tests:
     images (id set), tags (ref -> id) and the rest of MemoryImages, containers (id -> Container),
     networks and volumes (name -> labels), network_defs (name -> the definition it was created with)."""
