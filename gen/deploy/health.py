@@ -27,7 +27,7 @@ def wait_healthy(engine: Engine, profile: str, has_check: dict[str, bool | None]
     settle=False: a container without a healthcheck only has to be running (no window, no restart
     check): the caller settles it later. since[cid] is when the container started (monotonic), so a
     window that began earlier is not waited again.
-    One engine list call per look, whatever the number of containers; pmap runs the per-container
+    One engine list call per look (of the pending containers alone), whatever their number; pmap runs the per-container
     restart checks and early probes (a thread pool's map runs them concurrently). Between looks the
     gate sleeps on the engine's watch (Engine.watch: Docker's events) until a container changes, or
     until the next moment that matters without an event (see Gate.next_look).
@@ -70,7 +70,8 @@ class Gate:
     def look(self, now: float) -> None:
         """List the containers; fail on the first that failed, drop from pending those now healthy."""
         engine, services, probes, pending = self.engine, self.services, self.probes, self.pending
-        seen = self.seen = {c.id: c for c in engine.observe(self.profile)}
+        # Only what it waits for: the engine narrows the list by id before it looks at each container.
+        seen = self.seen = {c.id: c for c in engine.observe(self.profile, ids=sorted(pending))}
         ripe: list[str] = []
         for cid in sorted(pending):
             c = seen.get(cid)

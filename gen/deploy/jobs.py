@@ -40,7 +40,7 @@ def wait_completed(engine: Engine, profile: str, jobs: dict[str, str], deadline:
         while True:
             live = watch.live                   # read before the look (see Watch.live)
             now = time.monotonic()
-            seen = {c.id: c for c in engine.observe(profile)}
+            seen = {c.id: c for c in engine.observe(profile, ids=sorted(pending))}     # only the jobs still running
             for cid in sorted(pending):
                 c = seen.get(cid)
                 if c is None:

@@ -34,6 +34,13 @@ class ContainerDetails:
 
 
 @dataclass(frozen=True)
+class ImageInfo:
+    """One image, inspected once: what a build needs to pin it (Engine.image_info)."""
+    id: str
+    repo_digests: tuple[str, ...] = ()      # "repo@sha256:...", sorted; () for an image never pushed or pulled
+
+
+@dataclass(frozen=True)
 class Wiring:
     """What one container is attached to, in the engine's names (resolved by gen.deploy.activation)."""
     # engine network name -> aliases it answers to there (its service name first), in join order.
@@ -77,6 +84,10 @@ class Engine(Protocol):
     # -- images: resolved by ID at build time; pulled or built only when asked -------------------
     def image_id(self, ref: str, subject: str) -> str:
         """The engine's ID for an image reference; ImageMissing naming `subject` when absent."""
+
+    def image_info(self, ref: str, subject: str) -> ImageInfo:
+        """The image `ref` names, its ID and repository digests from one inspect (a build asks both of
+        every image it pins); ImageMissing naming `subject` when absent."""
 
     def image_digests(self, image_id: str) -> list[str]:
         """The image's repository digests ("repo@sha256:..."), sorted; [] for an image never pushed
@@ -128,8 +139,10 @@ class Engine(Protocol):
         "docker load" when the engine refuses the archive (not an image archive, truncated)."""
 
     # -- observation --------------------------------------------------------------------------
-    def observe(self, profile: str) -> list[Observed]:
-        """Every container labelled with this profile, in one call."""
+    def observe(self, profile: str, ids: Collection[str] | None = None) -> list[Observed]:
+        """Every container labelled with this profile, in one call; with `ids`, only those of them (the
+        engine narrows the list before it looks at each container: the health gate lists only what it
+        waits for). An id absent from the answer is a container that is gone."""
 
     def inspect(self, cid: str) -> ContainerDetails: ...
 

@@ -10,7 +10,7 @@ import contextlib
 import functools
 import os
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 
 import gen.engine.lazyimport  # noqa: F401  first: paramiko, which the SDK imports for ssh:// alone, loads on first use
 import docker.errors  # binds `docker` too
@@ -18,14 +18,13 @@ import requests.exceptions
 from docker.types import IPAMConfig, IPAMPool
 
 from gen.errors import BuildFailed, EngineError, EngineUnavailable, ImageMissing
-from gen.engine.base import ContainerDetails, Progress, Wiring
+from gen.engine.base import ContainerDetails, ImageInfo, Progress, Wiring
 from gen.engine.dockerarchive import ARCHIVE_CHUNK, LoadLog, Relay
 from gen.engine.dockererrors import check_owner, missing_external, short, translate
 from gen.engine.dockerevents import EventWatch, cancellable
 from gen.engine.dockerconfig import container_args, grace_seconds, network_create_args
-from gen.engine.dockerinspect import container_details, observed
+from gen.engine.dockerinspect import container_details, image_info, list_filters, observed
 from gen.engine.dockerstream import BuildLog, TransferLog, split_reference
-from gen.model.naming import LABEL_PROFILE
 from gen.model.plan import Observed
 
 API_VERSION = "1.41"   # Docker 20.10; newer engines still serve it, and fixing it saves a round trip
@@ -37,58 +36,61 @@ def _translated(subject_of):
     def wrap(fn):
         @functools.wraps(fn)
         def inner(self, *args, **kwargs):
-            with _engine_errors(subject_of(*args) if callable(subject_of) else subject_of):
+            with _engine_errors(subject_of(*args) if callable(subject_of) else subject_of, self.where):
                 return fn(self, *args, **kwargs)
         return inner
     return wrap
 
 
 @contextlib.contextmanager
-def _engine_errors(subject: str):
+def _engine_errors(subject: str, where: str):
+    """Docker's errors as gen's; an engine that does not answer is named as `where` (its host, if given)."""
     try:
         yield
     except (requests.exceptions.RequestException, docker.errors.DockerException) as e:
-        raise translate(subject, e) from None
+        error = translate(subject, e)
+        raise (EngineUnavailable(where, error.reason) if isinstance(error, EngineUnavailable) else error) from None
 
 
 class DockerEngine:
     """A connection to one Docker engine (implements gen.engine.base.Engine)."""
 
-    def __init__(self, client: docker.APIClient):
+    def __init__(self, client: docker.APIClient, where: str = "docker engine"):
         self.api = client
+        self.where = where          # "docker engine [HOST]": the subject when it does not answer
 
     @classmethod
     def from_env(cls, timeout: float = 120, host: str | None = None) -> "DockerEngine":
         """The engine DOCKER_HOST names, or `host` (tcp://, unix://, ssh://user@host: the `ssh` client
-        runs `docker system dial-stdio` there, as the docker CLI does), with the environment's TLS."""
+        runs `docker system dial-stdio` there, as the docker CLI does), with the environment's TLS.
+        Not pinged: the API version is pinned, so the first call is the first contact, and an engine that
+        does not answer fails it with EngineUnavailable "not reachable", as a ping would have."""
+        where = f"docker engine {host or ''}".strip()
         try:
             kwargs = docker.utils.kwargs_from_env(environment={**os.environ, **({"DOCKER_HOST": host} if host else {})})
             client = docker.APIClient(version=API_VERSION, timeout=timeout, max_pool_size=32,
                                       use_ssh_client=str(kwargs.get("base_url")).startswith("ssh://"), **kwargs)
-            client.ping()
         except (requests.exceptions.RequestException, docker.errors.DockerException) as e:
-            raise EngineUnavailable(f"docker engine {host or ''}".strip(),
-                                    f"not reachable ({short(e)}); is dockerd running?") from None
-        return cls(client)
+            raise EngineUnavailable(where, f"not reachable ({short(e)}); is dockerd running?") from None
+        return cls(client, where)
 
     @classmethod
     def from_host(cls, url: str, timeout: float = 120) -> "DockerEngine":
         return cls.from_env(timeout, host=url)
 
     # -- images ---------------------------------------------------------------------------------
-    @_translated(lambda ref, subject: subject)
     def image_id(self, ref: str, subject: str) -> str:
+        return self.image_info(ref, subject).id
+
+    def image_digests(self, image_id: str) -> list[str]:
+        return list(self.image_info(image_id, f"image {image_id[:19]}").repo_digests)
+
+    @_translated(lambda ref, subject: subject)
+    def image_info(self, ref: str, subject: str) -> ImageInfo:
         try:
-            return self.api.inspect_image(ref)["Id"]
+            return image_info(self.api.inspect_image(ref))
         except docker.errors.NotFound:          # ImageNotFound is one
             raise ImageMissing(subject, ref) from None
-
-    @_translated(lambda image_id: f"image {image_id[:19]}")
-    def image_digests(self, image_id: str) -> list[str]:
-        try:
-            return sorted(self.api.inspect_image(image_id).get("RepoDigests") or [])
-        except docker.errors.NotFound:
-            raise ImageMissing(f"image {image_id[:19]}", image_id) from None
 
     def pull(self, ref: str, subject: str, progress: Progress | None = None) -> str:
         """Pull by tag or digest ("repo@sha256:..."); returns the ID of the image `ref` now names."""
@@ -101,7 +103,7 @@ class DockerEngine:
         """Build with Docker's builder (the SDK tars the context, honouring .dockerignore); BuildFailed
         names the last "Step N/M" line seen, the step that failed."""
         log = BuildLog(progress)
-        with _engine_errors(subject):
+        with _engine_errors(subject, self.where):
             try:
                 for event in self.api.build(path=context, dockerfile=dockerfile, tag=tag or None, buildargs=args,
                                             target=target, labels=labels, rm=True, forcerm=True, decode=True):
@@ -132,7 +134,7 @@ class DockerEngine:
     def _transfer(self, verb: str, ref: str, subject: str, progress: Progress | None, call) -> TransferLog:
         """Run a pull or a push (`call(repo, tag)` gives its events); EngineError "cannot <verb> <ref>: why"."""
         log = TransferLog(progress)
-        with _engine_errors(subject):
+        with _engine_errors(subject, self.where):
             try:
                 for event in call(*split_reference(ref)):
                     log.read(event)
@@ -151,13 +153,13 @@ class DockerEngine:
     def save_image(self, image_id: str) -> Iterator[bytes]:
         if not self.has_image(image_id):        # asked first: Docker answers a missing ID with a 500
             raise ImageMissing(f"image {image_id[:19]}", image_id)
-        with _engine_errors(f"image {image_id[:19]}"):
+        with _engine_errors(f"image {image_id[:19]}", self.where):
             yield from self.api.get_image(image_id, chunk_size=ARCHIVE_CHUNK)
 
     def load_image(self, chunks: Iterable[bytes]) -> list[str]:
         relay, log = Relay(chunks), LoadLog()     # the SDK sends chunks as they come: never held whole
         try:
-            with _engine_errors("docker load"):
+            with _engine_errors("docker load", self.where):
                 for event in self.api.load_image(iter(relay), quiet=True):
                     log.read(event)
         except Exception:
@@ -192,9 +194,9 @@ class DockerEngine:
 
     # -- observation ----------------------------------------------------------------------------
     @_translated("docker engine")
-    def observe(self, profile: str) -> list[Observed]:
-        rows = self.api.containers(all=True, filters={"label": [f"{LABEL_PROFILE}={profile}"]})
-        return [observed(r) for r in rows]
+    def observe(self, profile: str, ids: Collection[str] | None = None) -> list[Observed]:
+        filters = list_filters(profile, ids)
+        return [observed(r) for r in self.api.containers(all=True, filters=filters)] if filters else []
 
     @_translated(lambda cid: f"container {cid[:12]}")
     def inspect(self, cid: str) -> ContainerDetails:

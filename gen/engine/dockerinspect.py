@@ -1,15 +1,25 @@
-"""Docker's documents (the container list, `docker inspect`) read into gen's vocabulary: plain
+"""Docker's documents (the container list, `docker inspect` of a container or an image) read into gen's vocabulary: plain
 values in, Observed and ContainerDetails out (no `docker` import; gen.engine.docker fetches them)."""
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 
-from gen.engine.base import DEFAULT_HEALTH_TIMEOUT_MS, ContainerDetails
-from gen.model.naming import LABEL_HASH, LABEL_REPLICA, LABEL_SERVICE
+from gen.engine.base import DEFAULT_HEALTH_TIMEOUT_MS, ContainerDetails, ImageInfo
+from gen.model.naming import LABEL_HASH, LABEL_PROFILE, LABEL_REPLICA, LABEL_SERVICE
 from gen.model.plan import Observed
 
 NS_PER_MS = 1_000_000
 EXITED = re.compile(r"Exited \((-?\d+)\)")
+
+
+def list_filters(profile: str, ids: Collection[str] | None) -> dict | None:
+    """The container list call's filters: the profile's containers, or only `ids` of them (dockerd then
+    narrows by id before it looks at each container); None when `ids` is empty (no call needed: an
+    empty id filter would be no filter at all)."""
+    if ids is not None and not ids:
+        return None
+    return {"label": [f"{LABEL_PROFILE}={profile}"], **({} if ids is None else {"id": sorted(ids)})}
 
 
 def observed(row: dict) -> Observed:
@@ -40,6 +50,11 @@ def container_details(info: dict) -> ContainerDetails:
         health_test=tuple(check.get("Test") or ()),
         health_timeout_ms=(check.get("Timeout") or DEFAULT_HEALTH_TIMEOUT_MS * NS_PER_MS) // NS_PER_MS,
         last_check_exit=last.get("ExitCode"), last_check_output=last.get("Output") or "")
+
+
+def image_info(info: dict) -> ImageInfo:
+    """Docker's image inspect document, reduced to what a build pins."""
+    return ImageInfo(info["Id"], tuple(sorted(info.get("RepoDigests") or [])))
 
 
 def health(status: str) -> str | None:

@@ -33,10 +33,12 @@ import hashlib
 import itertools
 import os
 import threading
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 from gen.engine.base import DEFAULT_HEALTH_TIMEOUT_MS, ContainerDetails, Wiring
 from gen.engine.memoryimages import MemoryImages, logged
+from gen.engine.memoryprobes import MemoryProbes
 from gen.engine.memorywatch import Watching
 from gen.errors import EngineError, NotOwned
 from gen.model import formats
@@ -93,7 +95,7 @@ def _clash(a: tuple, b: tuple) -> bool:
     return a[1] != 0 and a[1:] == b[1:] and (a[0] == b[0] or a[0] in _ANY_IP or b[0] in _ANY_IP)
 
 
-class MemoryEngine(MemoryImages, Watching):
+class MemoryEngine(MemoryImages, MemoryProbes, Watching):
     """One simulated engine (implements gen.engine.base.Engine). Its state is public for tests:
     images (id set), tags (ref -> id) and the rest of MemoryImages, containers (id -> Container),
     networks and volumes (name -> labels), network_defs (name -> the definition it was created with)."""
@@ -106,7 +108,7 @@ class MemoryEngine(MemoryImages, Watching):
         self.volumes: dict[str, dict[str, str]] = {}
         self.calls: list[tuple[str, tuple]] = []
         self.scripts: dict[str, Script] = {}
-        self._probes: dict[str, int | None] = {}
+        self._probes: dict[str, int | None] = {}     # probe id -> its exit code (gen.engine.memoryprobes)
         self._ids = itertools.count(1)
         self._lock = threading.RLock()     # the transaction calls from a thread pool
 
@@ -128,8 +130,9 @@ class MemoryEngine(MemoryImages, Watching):
 
     # -- observation ----------------------------------------------------------------------------
     @logged
-    def observe(self, profile: str) -> list[Observed]:
-        """Every container labelled with this profile, newest first; fresh ones play out their script."""
+    def observe(self, profile: str, ids: Collection[str] | None = None) -> list[Observed]:
+        """Every container labelled with this profile (or only `ids` of them), newest first; fresh ones
+        play out their script."""
         for c in self.containers.values():
             if c.fresh:
                 self._play(c)
@@ -138,7 +141,8 @@ class MemoryEngine(MemoryImages, Watching):
                          state=c.state, health=c.health if c.state == "running" else None,
                          exit_code=c.exit_code if c.state == "exited" else None,
                          image_id=c.obj["image_id"], host_ports=c.host_ports)
-                for c in reversed(self.containers.values()) if c.labels.get(LABEL_PROFILE) == profile]
+                for c in reversed(self.containers.values())
+                if c.labels.get(LABEL_PROFILE) == profile and (ids is None or c.id in ids)]
 
     def _play(self, c: Container) -> None:
         c.fresh = False
@@ -303,25 +307,6 @@ class MemoryEngine(MemoryImages, Watching):
         c = self._get(cid)
         if c.state == "running":
             c.state = "paused"
-
-    # -- early health probes --------------------------------------------------------------------
-    @logged
-    def probe_start(self, cid: str, argv: list[str], user: str) -> str:
-        """Runs nothing: the probe's result is the container's scripted one (see Script.probe)."""
-        c = self._get(cid)
-        if c.state != "running":
-            raise EngineError(f"container {cid[:12]}", f"Container {cid} is not running")
-        s = self._script(c)
-        code = s.probe if s.probe is not None else 0 if s.health == "healthy" else 1
-        probe_id = f"probe-{len(self._probes) + 1}"
-        self._probes[probe_id] = None if code == "hang" else code
-        return probe_id
-
-    @logged
-    def probe_result(self, probe_id: str) -> int | None:
-        if probe_id not in self._probes:
-            raise EngineError(f"health probe {probe_id[:12]}", f"No such exec instance: {probe_id}")
-        return self._probes[probe_id]
 
 
 def _check_owner(kind: str, name: str, found: dict[str, str], wanted: dict[str, str]) -> None:

@@ -19,7 +19,7 @@ import os
 import re
 from collections.abc import Iterable, Iterator
 
-from gen.engine.base import Progress
+from gen.engine.base import ImageInfo, Progress
 from gen.engine.dockerstream import split_reference
 from gen.errors import BuildFailed, EngineError, ImageMissing
 
@@ -61,6 +61,9 @@ class MemoryImages:
 
     @logged
     def image_id(self, ref: str, subject: str) -> str:
+        return self._resolve(ref, subject)
+
+    def _resolve(self, ref: str, subject: str) -> str:
         if ref in self.images:
             return ref
         if ref in self.tags:
@@ -69,6 +72,11 @@ class MemoryImages:
         if found:
             return found[0]
         raise ImageMissing(subject, ref)
+
+    @logged
+    def image_info(self, ref: str, subject: str) -> ImageInfo:
+        image_id = self._resolve(ref, subject)
+        return ImageInfo(image_id, tuple(sorted(self.digests.get(image_id, ()))))
 
     @logged
     def image_digests(self, image_id: str) -> list[str]:

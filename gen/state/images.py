@@ -28,11 +28,12 @@ pulled, building, built, reused.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from gen.engine.base import Engine
+from gen.engine.base import Engine, ImageInfo
 from gen.errors import ImageMissing, SpecError
 from gen.model.compile import ImageRequest, ResolvedImage
 from gen.state.buildcontext import INPUTS_LABEL, build_inputs
@@ -94,15 +95,15 @@ class ImageResolver:
         ref = request.ref
         if mode != "always" or _DIGEST_REF.fullmatch(ref):
             present = self._present(ref, request.key_path)
-            if present is not None:
-                return ResolvedImage(present, self._digest(ref, present))
+            if present is not None:      # one inspect gives both the ID and the digests to pin
+                return ResolvedImage(present.id, self._digest(ref, lambda: present.repo_digests))
             if mode == "never":
                 raise ImageMissing(request.key_path, ref)
         return self._pull(request)
 
-    def _present(self, ref: str, subject: str) -> str | None:
+    def _present(self, ref: str, subject: str) -> ImageInfo | None:
         try:
-            return self.engine.image_id(ref, subject)
+            return self.engine.image_info(ref, subject)
         except ImageMissing:
             return None
 
@@ -110,19 +111,19 @@ class ImageResolver:
         ref, service = request.ref, request.service
         self.report(service, "pulling", ref)
         image_id = self.engine.pull(ref, request.key_path, lambda line: self.report(service, "pulling", line))
-        digest = self._digest(ref, image_id)
+        digest = self._digest(ref, lambda: self.engine.image_digests(image_id))
         self.report(service, "pulled", f"{ref} {_short(image_id)}" + (f" ({digest})" if digest else ""))
         return ResolvedImage(image_id, digest)
 
-    def _digest(self, ref: str, image_id: str) -> str | None:
+    def _digest(self, ref: str, repo_digests: Callable[[], Iterable[str]]) -> str | None:
         """The registry digest the image has for the repository `ref` names (the first, sorted, when a
-        registry gave several); None for an image that never came from that repository."""
+        registry gave several); None for an image that never came from that repository. The image's
+        digests are asked for only when `ref` does not name one."""
         by_digest = _DIGEST_REF.fullmatch(ref)
         if by_digest:
             return f"{repository(by_digest['repo'])}@{by_digest['digest']}"
         wanted = familiar(repository(ref))
-        return next((d for d in self.engine.image_digests(image_id)
-                     if familiar(d.partition("@")[0]) == wanted), None)
+        return next((d for d in repo_digests() if familiar(d.partition("@")[0]) == wanted), None)
 
     # -- an image built from a context -------------------------------------------------------------
     def _built(self, request: ImageRequest) -> ResolvedImage:
