@@ -74,7 +74,9 @@ class Deployment:
     def __init__(self, docker_client, tmp_path: Path, capsys, warm: int | None = 0):
         """warm: the profile's `gen warm` setting (None: gen's default). Most engine tests count the
         containers a switch leaves, so they run with warm rollback off; tests/test_warm.py, the crash
-        replay and the fault proof run gen's default."""
+        replay and the fault proof run gen's default. It is set once the profile exists (after the
+        command that made it: a first activation keeps nothing anyway), so a test that checks that a
+        refused command writes nothing sees only what gen wrote."""
         self.docker = docker_client
         self.profile = f"t{uuid.uuid4().hex[:10]}"
         self.state = tmp_path / "state"
@@ -82,9 +84,13 @@ class Deployment:
         self.image = IMAGE
         self._capsys = capsys
         self._n = 0
-        if warm is not None:
+        self._warm = warm
+
+    def _set_warm(self) -> None:
+        if self._warm is not None and (self.state / "profiles" / self.profile).is_dir():
             from gen.state.warm import set_setting
-            set_setting(self.state, self.profile, warm)
+            set_setting(self.state, self.profile, self._warm)
+            self._warm = None
 
     def spec(self, body: str, name: str | None = None) -> Path:
         """Write a spec; `body` may use {image} and {profile} (replaced literally, not str.format)."""
@@ -99,6 +105,7 @@ class Deployment:
         self._capsys.readouterr()
         code = main([*map(str, args), "--state-dir", str(self.state)])
         captured = self._capsys.readouterr()
+        self._set_warm()
         return Run(code, captured.out, captured.err)
 
     def gen_process(self, *args: str, env: dict | None = None, timeout: float = 180) -> Run:
@@ -106,6 +113,7 @@ class Deployment:
         proc = subprocess.run([sys.executable, "-m", "gen", *map(str, args), "--state-dir", str(self.state)],
                               capture_output=True, text=True, timeout=timeout, cwd=ROOT,
                               env={**os.environ, **(env or {})})
+        self._set_warm()
         return Run(proc.returncode, proc.stdout, proc.stderr)
 
     def containers(self, all: bool = True) -> list:

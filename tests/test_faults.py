@@ -87,8 +87,9 @@ def test_kill_inside_recover_then_recover_again_gives_what_current_names(lab, la
     assert recovering[-2:] == ["recover: converged on current", "recover: journal removed"], recovering
     wanted = before_and_after_flip(labels, interrupt_at, "v1", "v2")
     assert wanted == ("v1" if when == "before the flip" else "v2")
-    # mid-convergence: restarting the old front (before the flip) or removing the old generation (after)
-    points = [first(recovering, "started #" if when == "before the flip" else "removed #")]
+    # mid-convergence: restarting the old front (before the flip) or stopping the old generation, which
+    # stays warm (after)
+    points = [first(recovering, "started #" if when == "before the flip" else "stopped warm #")]
     if when == "before the flip":
         points.append(recovering.index("recover: converged on current") + 1)   # converged, journal not yet removed
     for k in points:
