@@ -62,9 +62,8 @@ def warm_numbers(numbers: list[int], below: int | None, generations: int) -> lis
     return [n for n in sorted(numbers) if below is None or n < below][-generations:]
 
 
-def _services(store: Store, prof: Profile, number: int) -> set[tuple[str, str]]:
-    manifest = formats.manifest(store.get(prof.get(number).manifest), f"generation {number}")
-    return set(manifest["services"].items())
+def _manifest(store: Store, prof: Profile, number: int) -> dict:
+    return formats.manifest(store.get(prof.get(number).manifest), f"generation {number}")
 
 
 def warm_manifests(store: Store, prof: Profile, below: int | None) -> tuple[dict, ...]:
@@ -75,7 +74,7 @@ def warm_manifests(store: Store, prof: Profile, below: int | None) -> tuple[dict
     found = []
     for number in warm_numbers(prof.numbers() if generations else [], below, generations):
         try:
-            found.append(formats.manifest(store.get(prof.get(number).manifest), f"generation {number}"))
+            found.append(_manifest(store, prof, number))
         except (StoreError, GenError, OSError):
             continue
     return tuple(found)
@@ -94,7 +93,7 @@ def remove_cold(connect: Callable[[], Engine], store: Store, prof: Profile, curr
     read stops this for the profile (a warning): nothing is removed on a guess."""
     try:
         numbers = ([current] if current is not None else []) + warm_numbers(kept, current, setting(prof.path.parent.parent, prof.name))
-        keep = set().union(*(_services(store, prof, n) for n in numbers))
+        keep = pairs_of(tuple(_manifest(store, prof, n) for n in numbers))
     except (StoreError, GenError, OSError) as e:
         warnings.append(f"profile {prof.name}: kept containers were not checked: {e}")
         return []
