@@ -181,3 +181,35 @@ stop_grace = "0s"
     assert d.gen("status", "-p", d.profile).code == 0
     switch(d, body % "3")        # forward again: the names move as in any switch
     assert d.gen("status", "-p", d.profile).code == 0
+
+
+def test_a_kept_container_whose_network_was_pruned_starts_again(warm_deployment):
+    """`docker network prune` removes the networks of stopped containers. gen makes the network again
+    before the rollback starts the kept container, which Docker then refuses ("network <old id> not
+    found") until it has left and joined it again: gen does that, so the rollback is never stuck."""
+    d = warm_deployment
+    port = free_port()
+    web = lambda v: f"""
+[services.web]
+image = "{{image}}"
+command = ["sh", "-c", "mkdir -p /w && echo {v} > /w/index.html && exec httpd -f -p 8080 -h /w"]
+ports = ["127.0.0.1:{port}:8080"]
+stop_grace = "0s"
+networks = {{ back = {{ aliases = ["site"] }} }}
+
+[networks.back]
+"""
+    switch(d, web("one"))
+    kept = app_id_of(d, "web")
+    switch(d, sleeper("other"))
+    d.docker.networks.get(f"{d.profile}_back").remove()        # what `docker network prune` does
+    assert d.gen("rollback", "-p", d.profile, *FAST).code == 0
+    assert http_get(port) == "one"
+    running = d.docker.containers.get(kept)
+    assert running.status == "running", "the kept container itself started again"
+    assert "site" in running.attrs["NetworkSettings"]["Networks"][f"{d.profile}_back"]["Aliases"]
+
+
+def app_id_of(d, service: str) -> str:
+    [c] = [c for c in d.containers() if c.labels["gen.service"] == service and c.status == "running"]
+    return c.id

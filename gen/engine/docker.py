@@ -22,6 +22,7 @@ from gen.engine.base import ContainerDetails, ImageInfo, Progress, Wiring
 from gen.engine.dockerarchive import ARCHIVE_CHUNK, LoadLog, Relay
 from gen.engine.dockererrors import check_owner, missing_external, short, translate
 from gen.engine.dockerevents import EventWatch, cancellable
+from gen.engine.dockernetworks import mend_start
 from gen.engine.dockerconfig import container_args, grace_seconds, network_create_args
 from gen.engine.dockerinspect import container_details, image_info, list_filters, observed
 from gen.engine.dockerstream import BuildLog, TransferLog, split_reference
@@ -283,10 +284,8 @@ class DockerEngine:
         try:
             self.api.start(cid)
         except docker.errors.APIError as e:
-            # `docker pause`d behind gen's back: Docker refuses a start (409) and wants an unpause.
-            if e.status_code != 409 or "paused" not in str(e.explanation):
+            if not mend_start(self.api, cid, e):     # paused, or a network made anew (gen.engine.dockernetworks)
                 raise
-            self.api.unpause(cid)
 
     @_translated(lambda cid, *_: f"container {cid[:12]}")
     def stop(self, cid: str, grace_ms: int | None) -> None:
