@@ -20,6 +20,20 @@ def switch(d, body: str) -> None:
     assert run.code == 0, run.err
 
 
+def web_on_back(port: int, page: str, networks: str) -> str:
+    """busybox httpd serving `page` on a host port, joined to the network `back` as `networks` says."""
+    return f"""
+[services.web]
+image = "{{image}}"
+command = ["sh", "-c", "mkdir -p /w && echo {page} > /w/index.html && exec httpd -f -p 8080 -h /w"]
+ports = ["127.0.0.1:{port}:8080"]
+stop_grace = "0s"
+networks = {networks}
+
+[networks.back]
+"""
+
+
 def app_id(d, status: str) -> str:
     ids = [c.id for c in d.containers() if c.labels["gen.service"] == "app" and c.status == status]
     assert len(ids) == 1, f"{status} app containers: {ids}"
@@ -111,16 +125,7 @@ def test_host_port_and_a_network_the_next_generation_does_not_use(warm_deploymen
     start a container again on a network made anew: it knows the network by the old one's id)."""
     d = warm_deployment
     port = free_port()
-    web = lambda v: f"""
-[services.web]
-image = "{{image}}"
-command = ["sh", "-c", "mkdir -p /w && echo {v} > /w/index.html && exec httpd -f -p 8080 -h /w"]
-ports = ["127.0.0.1:{port}:8080"]
-stop_grace = "0s"
-networks = ["back"]
-
-[networks.back]
-"""
+    web = lambda v: web_on_back(port, v, '["back"]')
     switch(d, web("one"))
     switch(d, web("two"))
     assert http_get(port) == "two"
@@ -189,16 +194,7 @@ def test_a_kept_container_whose_network_was_pruned_starts_again(warm_deployment)
     found") until it has left and joined it again: gen does that, so the rollback is never stuck."""
     d = warm_deployment
     port = free_port()
-    web = lambda v: f"""
-[services.web]
-image = "{{image}}"
-command = ["sh", "-c", "mkdir -p /w && echo {v} > /w/index.html && exec httpd -f -p 8080 -h /w"]
-ports = ["127.0.0.1:{port}:8080"]
-stop_grace = "0s"
-networks = {{ back = {{ aliases = ["site"] }} }}
-
-[networks.back]
-"""
+    web = lambda v: web_on_back(port, v, '{ back = { aliases = ["site"] } }')
     switch(d, web("one"))
     kept = app_id_of(d, "web")
     switch(d, sleeper("other"))
