@@ -76,6 +76,15 @@ def test_a_removed_service_keeps_its_warm_containers_stopped():
     assert p.to_remove == ("old-gone",)
 
 
+def test_a_warm_container_that_never_ran_is_removed_not_kept():
+    """Created by an activation killed before its start: kept, it would need a stop that never changes
+    its state, so every plan (and `gen status`) would find something to do."""
+    p = plan(P, ONE, [running(ONE, "web"), old("web", "h-old", state="created")], warm=WARM)
+    assert p.to_remove == ("old-web",) and p.to_retire == ()
+    p = plan(P, ONE, [running(ONE, "web")], warm=WARM)
+    assert p.is_noop
+
+
 def test_a_jobs_old_container_is_never_kept():
     """A rollback runs the old job again, as it would with a created container."""
     p = plan(P, ONE, [old("web", "h-old", state="exited")], known={"h-old": {**svc("web"), "job": True}}, warm=WARM)

@@ -193,8 +193,10 @@ def _is_warm(c: Observed, service: str, h: str, ctx: _Context) -> bool:
     """An old container of a warm generation: kept (stopped) for a rollback, unless it is a job's. Never
     one of the desired hash: a duplicate, a container changed outside gen, or one joined to a peer's
     container that is replaced (network_mode service:NAME; kept, it could not tell which generation's
-    peer it joined: the rollback creates it again, joined to the peer's kept container)."""
-    return c.hash != h and (service, c.hash) in ctx.warm and not ctx.known.get(c.hash, {}).get("job")
+    peer it joined: the rollback creates it again, joined to the peer's kept container), nor one that never
+    ran (created by an activation killed before its start: worth nothing kept, and removed at once)."""
+    return c.hash != h and c.state != "created" and (service, c.hash) in ctx.warm \
+        and not ctx.known.get(c.hash, {}).get("job")
 
 
 def _warm_note(to_start: list[Observed], old: list[Observed], h: str) -> str:
