@@ -6,6 +6,8 @@ stopped), planning `current` against what runs yields exactly the steps that res
 """
 from __future__ import annotations
 
+import time
+
 from gen.faults import checkpoint
 from gen.deploy.options import Result
 from gen.deploy.transaction import Deployer
@@ -13,6 +15,12 @@ from gen.errors import CorruptState, UnknownFormat
 from gen.model.compile import Compiled, compile_empty
 from gen.state.manifests import load_compiled
 from gen.state.profile import Profile
+
+# How long recovery waits for the killed process's last engine call to land: the stop grace of the
+# profile's containers, at most IN_FLIGHT_MAX_S (a longer stop in flight that lands later is drift that
+# `gen status` reports, exit 3, and the next recover repairs), plus the engine's time to reap a kill.
+IN_FLIGHT_MAX_S = 2.0
+IN_FLIGHT_MARGIN_S = 0.3
 
 
 def converge(d: Deployer, prof: Profile, journal: dict | None = None) -> Result:
@@ -22,8 +30,20 @@ def converge(d: Deployer, prof: Profile, journal: dict | None = None) -> Result:
     current = prof.current()
     compiled: Compiled = load_compiled(d.store, current.manifest) if current else compile_empty(prof.name)
     interrupted = (journal or {}).get("to")
-    return d.activate(prof, compiled, "recover", d.commit_nothing(current.number if current else None),
-                      interrupted if isinstance(interrupted, str) else None, number=current.number if current else 0)
+    number = current.number if current else 0
+
+    def once() -> Result:
+        return d.activate(prof, compiled, "recover", d.commit_nothing(current.number if current else None),
+                          interrupted if isinstance(interrupted, str) else None, number=number)
+    result = once()
+    if journal:
+        # The killed process's last engine call (a stop, a start) is still carried out by Docker, and may
+        # land after this pass looked at the engine: look again once it can have, and converge again.
+        grace_s = [10.0 if g is None else g / 1000 for g in (result.plan.grace_ms.values() if result.plan else ())]
+        time.sleep(min(IN_FLIGHT_MAX_S, max(grace_s, default=0.0)) + IN_FLIGHT_MARGIN_S)
+        if not d.plan(prof, compiled, number=number).is_noop:
+            result = once()
+    return result
 
 
 def recover_if_interrupted(d: Deployer, prof: Profile) -> None:
