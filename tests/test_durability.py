@@ -101,7 +101,9 @@ def unflushed():
 
 
 def checkpoints() -> list[tuple[object, object]]:
-    """(module, checkpoint) for every loaded gen module that names the fault-injection checkpoint."""
+    """(module, checkpoint) for every loaded gen module that names the fault-injection checkpoint. The
+    modules gen imports only when an activation runs are loaded first, so they are hooked too."""
+    import gen.deploy.activation, gen.deploy.recovery  # noqa: F401, E401
     return [(m, m.checkpoint) for name, m in list(sys.modules.items()) if name.startswith("gen.")
             and getattr(getattr(m, "checkpoint", None), "__module__", "").endswith(".faults")]
 

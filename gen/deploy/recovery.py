@@ -36,7 +36,7 @@ def converge(d: Deployer, prof: Profile, journal: dict | None = None) -> Result:
         return d.activate(prof, compiled, "recover", d.commit_nothing(current.number if current else None),
                           interrupted if isinstance(interrupted, str) else None, number=number)
     result = once()
-    if journal:
+    if journal and getattr(d.engine, "calls_outlive_caller", True):
         # The killed process's last engine call (a stop, a start) is still carried out by Docker, and may
         # land after this pass looked at the engine: look again once it can have, and converge again.
         grace_s = [10.0 if g is None else g / 1000 for g in (result.plan.grace_ms.values() if result.plan else ())]

@@ -81,6 +81,9 @@ class Watch(Protocol):
 
 
 class Engine(Protocol):
+    # True (the default, when absent): a call the engine received is carried out even if its caller
+    # dies (Docker's), so recovery after a kill looks again once it can have landed (gen.deploy.recovery).
+    calls_outlive_caller: bool
     # -- images: resolved by ID at build time; pulled or built only when asked -------------------
     def image_id(self, ref: str, subject: str) -> str:
         """The engine's ID for an image reference; ImageMissing naming `subject` when absent."""

@@ -99,6 +99,7 @@ class MemoryEngine(MemoryImages, MemoryProbes, Watching):
     """One simulated engine (implements gen.engine.base.Engine). Its state is public for tests:
     images (id set), tags (ref -> id) and the rest of MemoryImages, containers (id -> Container),
     networks and volumes (name -> labels), network_defs (name -> the definition it was created with)."""
+    calls_outlive_caller = False    # every call returns done: nothing of a killed caller lands later
 
     def __init__(self, images: dict[str, str] | None = None):
         super().__init__(images)
