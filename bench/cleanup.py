@@ -6,7 +6,9 @@ in a `finally`) removes its own and nothing else. A bench killed outright (SIGKI
 up after itself: the next run removes what such a run left, once its pid is gone and its objects are older than
 any bench project lives (STALE_AFTER_S), so a bench running beside it in another pid namespace is never touched.
 Volumes: only those labelled with a bench project (none of the bench's specs declares one; `v=True` removes a
-container's anonymous volumes with it).
+container's anonymous volumes with it). Images: only gen's pin tags of bench profiles
+(`gen-pin/<state id>/gb<pid>-...:<64 hex>`, which gen adds at each commit and only `gen gc` would release); the
+tag goes, never the image (`noprune`).
 """
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ import docker
 FLOOR_LABEL = "bench.floor"
 PROJECT_LABELS = ("gen.profile", "com.docker.compose.project", FLOOR_LABEL)
 BENCH_PROJECT = re.compile(r"^gb(\d+)-")
+PIN_REF = re.compile(r"gen-pin/(?:[0-9a-f]{16}/)?([^:/]+):[0-9a-f]{64}")   # gen.state.pins: repo ends in the profile
 STALE_AFTER_S = 3600        # a bench project lives minutes (it is torn down after each repetition)
 PASSES = 3                  # a create still in flight when a run is interrupted may land after the first pass
 
@@ -36,7 +39,9 @@ def sweep(api: docker.APIClient, prefix: str, exact: bool = False) -> int:
     def mine(obj: dict) -> bool:
         p = project_of(obj.get("Labels"))
         return p is not None and (p == prefix if exact else p.startswith(prefix))
-    return _remove(api, mine, mine, mine)
+    removed = _remove(api, mine, mine, mine)
+    _remove_pins(api, lambda p: p == prefix if exact else p.startswith(prefix))
+    return removed
 
 
 def sweep_until_clean(api: docker.APIClient, prefix: str) -> int:
@@ -59,8 +64,10 @@ def sweep_stale(api: docker.APIClient) -> int:
     def stale(obj: dict, created: float) -> bool:
         m = BENCH_PROJECT.match(project_of(obj.get("Labels")) or "")
         return bool(m) and now - created > STALE_AFTER_S and not _alive(int(m.group(1)))
-    return _remove(api, lambda c: stale(c, c.get("Created", now)), lambda n: stale(n, _epoch(n.get("Created"))),
-                   lambda v: stale(v, _epoch(v.get("CreatedAt"))), network_tries=2)
+    removed = _remove(api, lambda c: stale(c, c.get("Created", now)), lambda n: stale(n, _epoch(n.get("Created"))),
+                      lambda v: stale(v, _epoch(v.get("CreatedAt"))), network_tries=2)
+    _remove_pins(api, lambda p: bool(m := BENCH_PROJECT.match(p)) and not _alive(int(m.group(1))))
+    return removed
 
 
 def _remove(api: docker.APIClient, container, network, volume, network_tries: int = 20) -> int:
@@ -78,6 +85,16 @@ def _remove(api: docker.APIClient, container, network, volume, network_tries: in
         if volume(v):
             _ignore_missing(api.remove_volume, v["Name"], force=True)
     return len(ids)
+
+
+def _remove_pins(api: docker.APIClient, profile) -> None:
+    """Untag gen's pins of the bench profiles `profile(name)` accepts; the images stay (noprune: a pin never
+    removes an image, and the base images are the bench's own)."""
+    for image in api.images():
+        for ref in image.get("RepoTags") or ():
+            m = PIN_REF.fullmatch(ref)
+            if m and profile(m.group(1)):
+                _ignore_missing(api.remove_image, ref, noprune=True)
 
 
 def _alive(pid: int) -> bool:

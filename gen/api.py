@@ -264,14 +264,20 @@ class Gen:
         return repair_store(self.state_dir, self.store, self.compile, [os.fspath(s) for s in specs],
                             self.lock_timeout)
 
-    def warm(self, profile: str | None, generations: int | None = None) -> tuple[str, int]:
+    def warm(self, profile: str | None, generations: int | None = None, dry_run: bool = False):
         """Set (or, with None, read) how many generations back the profile keeps its replaced containers,
-        stopped, for a rollback to start (gen.state.warm); from its next activation on. (name, setting)"""
-        from gen.state import warm
-        name = self.profile(profile).name
-        if generations is not None:
-            warm.set_setting(self.state_dir, name, generations)
-        return name, warm.setting(self.state_dir, name)
+        stopped, for a rollback to start (gen.state.warm). A lower setting applies at once: the kept
+        containers it no longer keeps, and networks only they joined, are removed (gen.deploy.warmth)."""
+        from gen.deploy.warmth import WarmResult, apply_warm
+        from gen.state.warm import setting
+        prof = self.profile(profile)
+        if generations is None:
+            return WarmResult(prof.name, setting(self.state_dir, prof.name))
+        with prof.locked(self.lock_timeout):
+            if not dry_run and prof.journal():
+                from gen.deploy.recovery import recover_if_interrupted
+                recover_if_interrupted(self._deployer(prof), prof)
+            return apply_warm(lambda: self.engine, self.store, prof, generations, dry_run)
 
     # -- closures: a generation with its images, moved without a registry (gen.state.closure) ---------
     def closure(self, profile: str | None, on: bool) -> str:

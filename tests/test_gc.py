@@ -377,6 +377,10 @@ def test_a_pinned_image_survives_prune_until_gc_releases_it(d):
         assert d.docker.images.get(d.image).id                        # a pin never removes an image in use
     finally:
         d.cleanup()                                                   # containers first: they hold the image
+        try:
+            d.docker.api.remove_image(foreign, noprune=True)          # not gen's (tag "mine"): cleanup leaves it
+        except docker.errors.NotFound:
+            pass
         for ref in (user_ref, image.id):
             try:
                 d.docker.images.remove(ref, force=True)

@@ -72,8 +72,7 @@ def test_a_network_no_generation_uses_any_more_is_removed_after_the_commit(engin
     first = spec(NETS, on("web", '["front"]'), on("db", '["back"]'))
     switch(engine, first)
     second = compiled(spec(NETS, on("web", '["front"]')))        # back is declared, but nobody joins it
-    Activation(engine, second, plan(P, second.services, engine.observe(P)), FAST,
-               previous=(compiled(first).manifest,)).run(lambda: None)
+    Activation(engine, second, plan(P, second.services, engine.observe(P)), FAST).run(lambda: None)
     assert set(engine.networks) == {"shop_front"}
 
 

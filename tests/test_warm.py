@@ -209,3 +209,52 @@ def test_a_kept_container_whose_network_was_pruned_starts_again(warm_deployment)
 def app_id_of(d, service: str) -> str:
     [c] = [c for c in d.containers() if c.labels["gen.service"] == service and c.status == "running"]
     return c.id
+
+
+def test_lowering_warm_removes_what_it_no_longer_keeps_at_once(warm_deployment):
+    """`gen warm 0` after two switches: the kept container and the network only it joined go now (a dry run
+    first says so and removes nothing), `gen status` finds no drift, and the current generation runs on."""
+    d = warm_deployment
+    port = free_port()
+    switch(d, web_on_back(port, "one", '["back"]'))
+    kept = app_id_of(d, "web")
+    switch(d, sleeper("other"))                                 # generation 2 does not use `back`
+    assert states(d)[kept][1] == "exited" and d.docker.networks.list(names=[f"{d.profile}_back"])
+
+    dry = d.gen("warm", "-p", d.profile, "0", "--dry-run", "--json")
+    assert dry.code == 0, dry.err
+    kept_name = d.docker.containers.get(kept).name
+    assert json.loads(dry.out) == {"profile": d.profile, "warm": 1, "containers_removed": [kept_name],
+                                   "networks_removed": [f"{d.profile}_back"], "warnings": [], "dry_run": True}
+    assert kept in states(d) and d.docker.networks.list(names=[f"{d.profile}_back"]), "a dry run removes nothing"
+    assert json.loads(d.gen("warm", "-p", d.profile, "--json").out)["warm"] == 1, "nor changes the setting"
+
+    run = d.gen("warm", "-p", d.profile, "0")
+    assert run.code == 0 and "removed 1 kept container(s)" in run.err and "warm rollback off" in run.out, run.err
+    assert kept not in states(d), "removed now, not at the next switch"
+    assert not d.docker.networks.list(names=[f"{d.profile}_back"]), "with the network only it joined"
+    assert [s for _, s in states(d).values()] == ["running"]
+    assert d.gen("status", "-p", d.profile).code == 0, "nothing left that status would call drift"
+    assert d.gen("rollback", "-p", d.profile, *FAST).code == 0, "a cold rollback creates it again"
+    assert http_get(port) == "one"
+
+
+def test_a_network_no_generation_names_any_more_is_retired_by_the_next_switch(warm_deployment):
+    """Networks are retired from what the engine has, by label, not from the manifests being left: one
+    that no manifest names any more (left by a gen killed before it retired it, or by an older gen) goes
+    at the next activation; one the user made, unlabelled, is never touched."""
+    d = warm_deployment
+    switch(d, sleeper("app"))
+    stray = d.docker.networks.create(f"{d.profile}_stray", labels={"gen.profile": d.profile})
+    users = d.docker.networks.create(f"{d.profile}_users")
+    try:
+        switch(d, sleeper("app", 'env = { V = "2" }'))
+        assert not d.docker.networks.list(names=[f"{d.profile}_stray"]), "the profile's, unused: retired"
+        assert d.docker.networks.list(names=[f"{d.profile}_users"]), "not gen's: left alone"
+        assert d.docker.networks.list(names=[f"{d.profile}_default"]), "the current generation's: kept"
+    finally:
+        for net in (stray, users):
+            try:
+                net.remove()
+            except Exception:       # already retired
+                pass

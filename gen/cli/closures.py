@@ -46,18 +46,30 @@ def closure(setting: Setting = typer.Argument(..., help="on: keep the images of 
 
 def warm(generations: Optional[int] = typer.Argument(None, min=0, help="How many generations back (0: off). "
                                                                          "Without it: print the setting."),
-         profile: Optional[str] = ProfileOpt, state_dir: Optional[Path] = StateDirOpt, as_json: bool = JsonOpt):
+         profile: Optional[str] = ProfileOpt, state_dir: Optional[Path] = StateDirOpt, as_json: bool = JsonOpt,
+         dry_run: bool = typer.Option(False, "--dry-run", help="Change nothing; say what would be removed.")):
     """Keep the containers a switch replaces, stopped, for a rollback to start instead of create (default: 1).
 
     After each activation the containers of the N generations just below the current one (the ones
-    `gen rollback` goes back to) are kept stopped; older ones are removed. gc removes them with their
-    generations. Volumes are never removed either way.
+    `gen rollback` goes back to) are kept stopped; older ones are removed. A lower N applies at once: the
+    stopped containers it no longer keeps go now, with the networks only they joined. gc removes kept
+    containers with their generations. Volumes are never removed either way.
 
     Example: gen warm -p shop 2
     """
-    name, setting = _gen(state_dir).warm(profile, generations)
+    result = _gen(state_dir).warm(profile, generations, dry_run)
     if as_json:
-        print(json.dumps({"profile": name, "warm": setting}))
+        print(json.dumps(result.to_json()))
+        return
+    would = "would remove" if result.dry_run else "removed"
+    for what, names in (("container", result.containers), ("network", result.networks)):
+        if names:
+            print(f"{would} {len(names)} kept {what}(s): {', '.join(names)}", file=sys.stderr)
+    for warning in result.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    setting, name = result.setting, result.profile
+    if result.dry_run:
+        print(f"dry run: nothing was changed; profile {name} keeps {setting} generation(s) warm")
     else:
         print(f"profile {name}: keeps {setting} generation(s) warm" if setting else f"profile {name}: warm rollback off")
 

@@ -32,7 +32,7 @@ from gen.deploy.materialize import materialize, remove_stale, with_paths
 from gen.deploy.options import Options, Progress, no_progress
 from gen.deploy.renames import ContainerNameTaken, Renames, name_in_use
 from gen.deploy.undo import Undo, UndoLog
-from gen.deploy.wiring import Networks, anonymous_volumes, remove_networks, retired_networks
+from gen.deploy.wiring import Networks, anonymous_volumes, retire_networks
 from gen.engine.base import Engine
 from gen.errors import ActivationFailed, GenError, Interrupted, NotOwned
 from gen.faults import checkpoint
@@ -45,16 +45,16 @@ from store.errors import StoreError
 
 class Activation:
     def __init__(self, engine: Engine, target: Compiled, plan: Plan, options: Options = Options(),
-                 progress: Progress = no_progress, previous: tuple[dict, ...] = (), warm: tuple[dict, ...] = ()):
-        """previous: manifests of the generations being left; their gen-owned networks that neither the
-        target nor the warm generations (manifests `warm`, gen.state.warm) use are removed after the commit."""
+                 progress: Progress = no_progress, warm: tuple[dict, ...] = ()):
+        """warm: the manifests of the warm generations (gen.state.warm), whose networks stay after the
+        commit; the profile's other networks the target does not join are removed."""
         self.engine = engine
         self.target = target
         self.plan = plan
         self.options = options
         self.progress = progress
         self.profile = plan.profile
-        self.previous, self.warm = previous, warm
+        self.warm = warm
         self.nets = Networks(self.profile, target.manifest)
         self.undo_log = UndoLog()
         self.renames = Renames(engine, self.profile)
@@ -102,10 +102,8 @@ class Activation:
         except Exception as e:
             raise Interrupted("cleanup", f"the new generation is committed and running, but removing the old "
                               f"containers failed ({_describe(e)}); run `gen recover`") from None
-        # Networks the generations left had and the target does not join (an emptied deployment's
-        # default one too): best effort, one still in use by something gen did not create stays.
-        emptied = not self.target.services and bool(self.plan.to_remove)
-        remove_networks(self.engine, retired_networks(self.profile, self.previous, self.target, emptied, self.warm))
+        # The profile's networks neither the target nor a warm generation joins (best effort).
+        retire_networks(self.engine, self.profile, self.target, self.warm)
         try:
             problems = remove_stale(self.target)    # materialised files of services that are gone
         except Exception as e:

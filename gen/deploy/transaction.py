@@ -143,7 +143,7 @@ class Deployer:
         the manifests of the warm generations, whose networks stay (a kept container cannot start again
         on a network made anew: Docker knows it by the old one's id)."""
         from gen.deploy.activation import Activation      # not imported by verbs that only plan (status, no-op)
-        return Activation(self.engine, compiled, p, self.options, self.progress, previous, warm).run(commit)
+        return Activation(self.engine, compiled, p, self.options, self.progress, warm).run(commit)
 
     def refresh(self, compiled: Compiled) -> None:
         """A no-op switch: nothing changes on the engine, but the running containers' pinned files (secrets,

@@ -75,19 +75,15 @@ def anonymous_volumes(profile: str, service: str, obj: dict, replica: int) -> di
             for m in obj["volumes"] if m["type"] == "volume" and not m["source"]}
 
 
-def retired_networks(profile: str, previous: tuple[dict, ...], target: Compiled, emptied: bool,
-                     warm: tuple[dict, ...] = ()) -> list[str]:
-    """Engine names of gen-owned networks that the `previous` manifests had and the target's services
-    do not join (emptied: the deployment became empty, so its default network goes too, as before
-    format 3). The target's own are never among them, nor those of the `warm` manifests (kept containers
-    are attached to them)."""
+def retired_networks(profile: str, owned: list[str], target: Compiled, warm: tuple[dict, ...] = ()) -> list[str]:
+    """Of the profile's gen-made networks (`owned`, as the engine lists them by label), those that neither
+    the target's services nor the `warm` manifests' kept containers join. From what the engine has, not
+    from the manifests being left, so a network no manifest names any more (a generation that stopped
+    being warm when `gen warm` was lowered, one left by an older gen) is retired too."""
     keep = Networks(profile, target.manifest).owned([obj for _, obj in target.services.values()])
-    gone = {network_name(profile)} if emptied else set()
-    for manifest in previous:
-        gone |= _defined(profile, manifest)
     for manifest in warm:
         keep |= _defined(profile, manifest) | ({network_name(profile)} if manifest["services"] else set())
-    return sorted(gone - keep)
+    return sorted(set(owned) - keep)
 
 
 def _defined(profile: str, manifest: dict) -> set[str]:
@@ -95,9 +91,15 @@ def _defined(profile: str, manifest: dict) -> set[str]:
     return {nets.engine_name(n) for n in nets.defined if not nets.is_external(n)}
 
 
-def remove_networks(engine: Engine, names: list[str]) -> None:
-    """Best effort: a network still in use (by something gen did not create) stays."""
-    for name in names:
+def retire_networks(engine: Engine, profile: str, target: Compiled, warm: tuple[dict, ...] = ()) -> None:
+    """Remove the networks retired_networks finds. Best effort, after the commit: one still in use (by
+    something gen did not create) stays, and an engine that cannot list them leaves them for a later
+    activation."""
+    try:
+        owned = engine.profile_networks(profile)
+    except GenError:
+        return
+    for name in retired_networks(profile, owned, target, warm):
         try:
             engine.remove_network(name)
         except GenError:

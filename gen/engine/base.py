@@ -171,6 +171,9 @@ class Engine(Protocol):
 
     def remove_network(self, name: str) -> None: ...
 
+    def profile_networks(self, profile: str) -> list[str]:
+        """Names of the networks gen made for the profile (labelled with it; external ones never are)."""
+
     # -- containers ---------------------------------------------------------------------------
     def create(self, profile: str, service: str, obj: ServiceObject, h: str, manifest: str, replica: int,
                name: str, wiring: Wiring) -> str:

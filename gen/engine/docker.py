@@ -251,6 +251,10 @@ class DockerEngine:
             if n["Name"] == name:
                 self.api.remove_network(n["Id"])
 
+    @_translated(lambda profile: f"the networks of profile {profile}")
+    def profile_networks(self, profile: str) -> list[str]:
+        return sorted(n["Name"] for n in self.api.networks(filters=list_filters(profile, None)))   # by gen.profile
+
     # -- containers -----------------------------------------------------------------------------
     @_translated(lambda *a: f"service {a[1]}")
     def create(self, profile: str, service: str, obj: dict, h: str, manifest: str, replica: int,

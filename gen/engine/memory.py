@@ -202,6 +202,9 @@ class MemoryEngine(MemoryImages, MemoryProbes, Watching):
             raise EngineError(f"network {name}", f"error while removing network: network {name} has active endpoints")
         self.networks.pop(name, None)
 
+    def profile_networks(self, profile: str) -> list[str]:
+        return sorted(n for n, labels in self.networks.items() if labels.get(LABEL_PROFILE) == profile)
+
     # -- containers -----------------------------------------------------------------------------
     @logged
     def create(self, profile: str, service: str, obj: ServiceObject, h: str, manifest: str, replica: int,

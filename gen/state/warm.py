@@ -66,11 +66,11 @@ def _manifest(store: Store, prof: Profile, number: int) -> dict:
     return formats.manifest(store.get(prof.get(number).manifest), f"generation {number}")
 
 
-def warm_manifests(store: Store, prof: Profile, below: int | None) -> tuple[dict, ...]:
-    """The manifests of the warm generations while generation `below` is active. A record or manifest
-    that cannot be read is left out: its containers are then removed like any old one (a colder
-    rollback), which never blocks an activation."""
-    generations = setting(prof.path.parent.parent, prof.name)
+def warm_manifests(store: Store, prof: Profile, below: int | None, generations: int | None = None) -> tuple[dict, ...]:
+    """The manifests of the warm generations while generation `below` is active (generations: the
+    setting to apply, default the profile's). A record or manifest that cannot be read is left out: its
+    containers are then removed like any old one (a colder rollback), which never blocks an activation."""
+    generations = setting(prof.path.parent.parent, prof.name) if generations is None else generations
     found = []
     for number in warm_numbers(prof.numbers() if generations else [], below, generations):
         try:
@@ -86,13 +86,16 @@ def pairs_of(manifests: tuple[dict, ...]) -> Pairs:
 
 
 def remove_cold(connect: Callable[[], Engine], store: Store, prof: Profile, current: int | None, kept: list[int],
-                dry_run: bool, warnings: list[str]) -> list[str]:
-    """gc's part: remove the stopped containers of the profile that neither `current` nor its warm
-    generations (among the `kept` ones) use, so warm containers go with their generations. Running ones
-    are never touched (that is drift, for `gen recover`). Returns their names. A manifest that cannot be
-    read stops this for the profile (a warning): nothing is removed on a guess."""
+                dry_run: bool, warnings: list[str], generations: int | None = None) -> list[str]:
+    """Remove the stopped containers of the profile that neither `current` nor its warm generations
+    (among the `kept` ones; generations: the setting, default the profile's) use: gc's part, so warm
+    containers go with their generations, and `gen warm`'s when it is lowered. Running ones are never
+    touched (that is drift, for `gen recover`). Returns their names. A manifest that cannot be read
+    stops this for the profile (a warning): nothing is removed on a guess."""
     try:
-        numbers = ([current] if current is not None else []) + warm_numbers(kept, current, setting(prof.path.parent.parent, prof.name))
+        if generations is None:
+            generations = setting(prof.path.parent.parent, prof.name)
+        numbers = ([current] if current is not None else []) + warm_numbers(kept, current, generations)
         keep = pairs_of(tuple(_manifest(store, prof, n) for n in numbers))
     except (StoreError, GenError, OSError) as e:
         warnings.append(f"profile {prof.name}: kept containers were not checked: {e}")
