@@ -9,18 +9,13 @@ from __future__ import annotations
 import time
 
 from gen.faults import checkpoint
+from gen.deploy.inflight import IN_FLIGHT_MARGIN_S, IN_FLIGHT_MAX_S, grace_s
 from gen.deploy.options import Result
 from gen.deploy.transaction import Deployer
 from gen.errors import CorruptState, UnknownFormat
 from gen.model.compile import Compiled, compile_empty
 from gen.state.manifests import load_compiled
 from gen.state.profile import Profile
-
-# How long recovery waits for the killed process's last engine call to land: the stop grace of the
-# profile's containers, at most IN_FLIGHT_MAX_S (a longer stop in flight that lands later is drift that
-# `gen status` reports, exit 3, and the next recover repairs), plus the engine's time to reap a kill.
-IN_FLIGHT_MAX_S = 2.0
-IN_FLIGHT_MARGIN_S = 0.3
 
 
 def converge(d: Deployer, prof: Profile, journal: dict | None = None) -> Result:
@@ -35,12 +30,18 @@ def converge(d: Deployer, prof: Profile, journal: dict | None = None) -> Result:
     def once() -> Result:
         return d.activate(prof, compiled, "recover", d.commit_nothing(current.number if current else None),
                           interrupted if isinstance(interrupted, str) else None, number=number)
+    stopping_until = prof.stopping_until()      # read before this pass's own activation ends and clears it
     result = once()
     if journal and getattr(d.engine, "calls_outlive_caller", True):
         # The killed process's last engine call (a stop, a start) is still carried out by Docker, and may
-        # land after this pass looked at the engine: look again once it can have, and converge again.
-        grace_s = [10.0 if g is None else g / 1000 for g in (result.plan.grace_ms.values() if result.plan else ())]
-        time.sleep(min(IN_FLIGHT_MAX_S, max(grace_s, default=0.0)) + IN_FLIGHT_MARGIN_S)
+        # land after this pass looked at the engine: look again once it can have (gen.deploy.inflight),
+        # and converge again.
+        graces = [grace_s(g) for g in (result.plan.grace_ms.values() if result.plan else ())]
+        wait = max(min(IN_FLIGHT_MAX_S, max(graces, default=0.0)) + IN_FLIGHT_MARGIN_S, stopping_until - time.time())
+        if wait > IN_FLIGHT_MAX_S + IN_FLIGHT_MARGIN_S:
+            d.progress("", "waiting", f"up to {wait:.0f} s for a stop the interrupted activation asked of the "
+                       "engine (its grace period) to land")
+        time.sleep(wait)
         if not d.plan(prof, compiled, number=number).is_noop:
             result = once()
     return result

@@ -46,7 +46,7 @@ class SwarmDeployer(Deployer):
         return plan_swarm(prof.name, compiled.services, observed, self.known(observed))
 
     def execute(self, compiled: Compiled, p: Plan, previous: tuple[dict, ...], commit: Commit,
-                warm: tuple[dict, ...] = ()) -> int | None:
+                warm: tuple[dict, ...] = (), note_stopping=None) -> int | None:     # a Swarm stops no container itself
         observed = self.swarm.services(p.profile)
         return SwarmActivation(self.swarm, self.store, compiled, p, observed, self.known(observed), self.options,
                                self.progress, self.target.registry, previous).run(commit)

@@ -120,7 +120,7 @@ class Deployer:
             # left: the current generation, an interrupted one, and those kept warm until now
             previous = self._manifests(current.manifest if current else None, interrupted) \
                 + (warm_manifests(self.store, prof, current.number) if current else ())
-            number = self.execute(compiled, p, previous, commit, warm)
+            number = self.execute(compiled, p, previous, commit, warm, prof.note_stopping)
         except Exception as e:
             if isinstance(e, ActivationFailed) and e.restored:
                 # the previous state is back; otherwise the journal stays for recovery
@@ -138,12 +138,15 @@ class Deployer:
         return Result(prof.name, number, compiled.manifest_hash, p, True, message, duration, tuple(warnings))
 
     def execute(self, compiled: Compiled, p: Plan, previous: tuple[dict, ...], commit: Commit,
-                warm: tuple[dict, ...] = ()) -> int | None:
+                warm: tuple[dict, ...] = (), note_stopping: Callable[[float], None] | None = None) -> int | None:
         """Run the transaction of plan `p` (a Swarm's: gen.deploy.swarm overrides this and refresh). warm:
         the manifests of the warm generations, whose networks stay (a kept container cannot start again
-        on a network made anew: Docker knows it by the old one's id)."""
+        on a network made anew: Docker knows it by the old one's id). note_stopping: told how late a
+        long stop may land, for a recovery after a kill (gen.deploy.inflight)."""
         from gen.deploy.activation import Activation      # not imported by verbs that only plan (status, no-op)
-        return Activation(self.engine, compiled, p, self.options, self.progress, warm).run(commit)
+        from gen.deploy.inflight import NotedStops
+        engine = NotedStops(self.engine, note_stopping) if note_stopping else self.engine
+        return Activation(engine, compiled, p, self.options, self.progress, warm).run(commit)
 
     def refresh(self, compiled: Compiled) -> None:
         """A no-op switch: nothing changes on the engine, but the running containers' pinned files (secrets,

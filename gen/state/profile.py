@@ -5,6 +5,7 @@ On disk, under `<state>/profiles/<name>/`:
   current                symlink to generations/<N>.json; flipping it is the single commit point
   lock                   flock'ed by whoever mutates the profile (holds the holder's pid)
   journal.json           present while an activation is in flight (pid, from, to)
+  stopping               while one is in flight: how late a stop it asked of the engine may still land
   activations.log        one JSON line per activation: what, from, to, outcome, duration
 
 Every read checks what it finds (gen.model.formats): a record, journal or `current` link that is
@@ -29,6 +30,7 @@ from gen.model.types import JOURNAL_FORMAT, RECORD_FORMAT, GenerationRecord, Jou
 from store.errors import LockTimeout, StoreError
 from store.fsutil import FileLock, atomic_symlink, atomic_write, ensure_dir, fsync_dir, read_link
 
+STOPPING_FILE = "stopping"
 CURRENT_TARGET_RE = re.compile(r"generations/([0-9]+)\.json")    # what set_current writes, and nothing else
 
 
@@ -237,6 +239,21 @@ class Profile:
 
     def end(self) -> None:
         self._journal.unlink(missing_ok=True)
+        (self.path / STOPPING_FILE).unlink(missing_ok=True)
+
+    def note_stopping(self, until: float) -> None:
+        """Note that a stop this activation asked of the engine may land as late as `until` (epoch s):
+        Docker carries it out even if this process is killed, and the recovery that follows must not
+        look before. Not fsynced: a killed process's writes stay (the page cache), and a machine crash
+        takes the engine's stop with it."""
+        (self.path / STOPPING_FILE).write_text(f"{until}\n")
+
+    def stopping_until(self) -> float:
+        """What note_stopping said last (0: nothing, or a file that is not a time: no wait on a guess)."""
+        try:
+            return float((self.path / STOPPING_FILE).read_text())
+        except (OSError, ValueError):
+            return 0.0
 
     def log_activation(self, record: dict) -> None:
         """Append one record; `time` (ISO 8601, UTC, when it started) is added from `started` (epoch s)."""
