@@ -57,3 +57,21 @@ def test_recovery_waits_for_a_long_stop_the_killed_switch_asked_for(deployment):
     assert old.status == "running", "recovery left the old generation running for good (started again)"
     assert d.gen("status", "-p", d.profile).code == 0, "no drift once the stop has landed"
     assert [c.labels["gen.hash"] for c in d.containers()] == [old.labels["gen.hash"]]
+
+
+def test_only_stops_that_outlast_recoverys_own_wait_are_noted_once_per_batch():
+    from gen.deploy.inflight import IN_FLIGHT_MAX_S, NotedStops, grace_s
+    from gen.engine.memory import MemoryEngine
+    assert [grace_s(g) for g in (None, 0, 1, 1500, 2000, 2001)] == [10.0, 0.0, 1.0, 2.0, 2.0, 3.0], \
+        "Docker's default, then whole seconds rounded up, as Docker waits"
+    notes: list[float] = []
+    engine = NotedStops(MemoryEngine(), notes.append)
+    before = time.time()
+    for grace_ms in (0, 1500, int(IN_FLIGHT_MAX_S * 1000)):
+        engine.stop("absent", grace_ms)              # a stop of a missing container is no error
+    assert notes == [], "within recovery's own wait: nothing to note"
+    for _ in range(5):
+        engine.stop("absent", 4000)
+    assert len(notes) == 1 and before + GRACE_S < notes[0] < time.time() + GRACE_S + 2, "one note for the batch"
+    engine.stop("absent", None)
+    assert len(notes) == 2 and notes[1] >= before + 10, "a longer one moves it later"

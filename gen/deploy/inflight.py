@@ -38,5 +38,8 @@ class NotedStops:
             with self._lock:
                 if until > self._noted:             # the stops of one batch: one note
                     self._noted = until + 1.0
-                    self._note(self._noted)
+                    try:
+                        self._note(self._noted)
+                    except OSError:                 # a note, not the transaction: the stop goes ahead
+                        pass
         return self._engine.stop(cid, grace_ms)
