@@ -268,16 +268,12 @@ class Gen:
         """Set (or, with None, read) how many generations back the profile keeps its replaced containers,
         stopped, for a rollback to start (gen.state.warm). A lower setting applies at once: the kept
         containers it no longer keeps, and networks only they joined, are removed (gen.deploy.warmth)."""
-        from gen.deploy.warmth import WarmResult, apply_warm
-        from gen.state.warm import setting
+        from gen.deploy.warmth import apply_warm, read_warm
         prof = self.profile(profile)
         if generations is None:
-            return WarmResult(prof.name, setting(self.state_dir, prof.name))
+            return read_warm(prof)
         with prof.locked(self.lock_timeout):
-            if not dry_run and prof.journal():
-                from gen.deploy.recovery import recover_if_interrupted
-                recover_if_interrupted(self._deployer(prof), prof)
-            return apply_warm(lambda: self.engine, self.store, prof, generations, dry_run)
+            return apply_warm(lambda: self.engine, self.store, prof, generations, dry_run, lambda: self._deployer(prof))
 
     # -- closures: a generation with its images, moved without a registry (gen.state.closure) ---------
     def closure(self, profile: str | None, on: bool) -> str:

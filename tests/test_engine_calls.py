@@ -150,7 +150,7 @@ def test_an_engine_that_does_not_answer_fails_its_first_call_clearly(monkeypatch
         engine.observe("p")
     assert str(raised.value).startswith("docker engine: not reachable (") and "is dockerd running?" in str(raised.value)
     with pytest.raises(EngineUnavailable, match=f"^docker engine {NO_ENGINE}: not reachable"):
-        DockerEngine.from_host(NO_ENGINE).image_info(IMAGE, "services.a.image")
+        DockerEngine.from_env(host=NO_ENGINE).image_info(IMAGE, "services.a.image")
     with pytest.raises(EngineUnavailable, match="^docker engine: not reachable"):
         list(DockerEngine.from_env().save_image("sha256:" + "0" * 64))
 

@@ -176,7 +176,7 @@ def test_copy_to_a_second_engine_then_switch_there(deployment, docker_client, en
     ArchiveIndex(d.state).remove(b)                   # b is not archived: it comes from the engine's save
     busybox = docker_client.images.get(IMAGE).id
     with second_engine() as d2:
-        target = DockerEngine.from_host(d2.host)
+        target = DockerEngine.from_env(host=d2.host)
         target.load_image(engine.save_image(busybox))          # the target has this one already
         seen: list[tuple] = []
         result = copy(d.state, g.store, d.profile, None, engine, target, lambda *p: seen.append(p))
@@ -216,7 +216,7 @@ def test_copy_over_ssh(deployment, engine, own_images, monkeypatch):
         port = free_port()
         with over_ssh(d2, port) as shim:
             monkeypatch.setenv("PATH", f"{shim}{os.pathsep}{os.environ['PATH']}")
-            target = DockerEngine.from_host(f"ssh://root@127.0.0.1:{port}")
+            target = DockerEngine.from_env(host=f"ssh://root@127.0.0.1:{port}")
             result = copy(d.state, Gen(d.state).store, d.profile, None, engine, target)
             assert [c["id"] for c in result.copied] == [image]
-        assert DockerEngine.from_host(d2.host).has_image(image), "it arrived on the engine behind the ssh host"
+        assert DockerEngine.from_env(host=d2.host).has_image(image), "it arrived on the engine behind the ssh host"

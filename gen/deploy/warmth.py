@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
+from gen.deploy.recovery import recover_if_interrupted
+from gen.deploy.transaction import Deployer
 from gen.deploy.wiring import retired_networks
 from gen.engine.base import Engine
 from gen.errors import GenError
@@ -38,12 +40,19 @@ class WarmResult:
                 "networks_removed": self.networks, "warnings": self.warnings, "dry_run": self.dry_run}
 
 
+def read_warm(prof: Profile) -> WarmResult:
+    return WarmResult(prof.name, setting(prof.path.parent.parent, prof.name))
+
+
 def apply_warm(connect: Callable[[], Engine], store: Store, prof: Profile, generations: int,
-               dry_run: bool = False) -> WarmResult:
+               dry_run: bool = False, deployer: Callable[[], Deployer] | None = None) -> WarmResult:
     """Set the profile's warm setting and remove what it no longer keeps. Caller holds the profile's lock.
-    dry_run: change nothing, say what would go."""
+    dry_run: change nothing, say what would go. deployer: the profile's, to repair an interrupted
+    activation first, as every mutating verb does."""
     state_dir = prof.path.parent.parent
     if not dry_run:
+        if deployer is not None and prof.journal():
+            recover_if_interrupted(deployer(), prof)
         set_setting(state_dir, prof.name, generations)
     result = WarmResult(prof.name, generations if not dry_run else setting(state_dir, prof.name), dry_run=dry_run)
     current = prof.current()

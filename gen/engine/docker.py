@@ -75,10 +75,6 @@ class DockerEngine:
             raise EngineUnavailable(where, f"not reachable ({short(e)}); is dockerd running?") from None
         return cls(client, where)
 
-    @classmethod
-    def from_host(cls, url: str, timeout: float = 120) -> "DockerEngine":
-        return cls.from_env(timeout, host=url)
-
     # -- images ---------------------------------------------------------------------------------
     def image_id(self, ref: str, subject: str) -> str:
         return self.image_info(ref, subject).id
@@ -252,8 +248,8 @@ class DockerEngine:
                 self.api.remove_network(n["Id"])
 
     @_translated(lambda profile: f"the networks of profile {profile}")
-    def profile_networks(self, profile: str) -> list[str]:
-        return sorted(n["Name"] for n in self.api.networks(filters=list_filters(profile, None)))   # by gen.profile
+    def profile_networks(self, profile: str) -> list[str]:      # by their gen.profile label
+        return sorted(n["Name"] for n in self.api.networks(filters=list_filters(profile, None)))
 
     # -- containers -----------------------------------------------------------------------------
     @_translated(lambda *a: f"service {a[1]}")
