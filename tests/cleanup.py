@@ -18,7 +18,13 @@ def remove_pins(docker_client, profile: str) -> None:
     this (test-unique) profile go, whatever state directory made them."""
     import re
     mine = re.compile(rf"gen-pin/(?:[0-9a-f]{{16}}/)?{re.escape(profile)}:[0-9a-f]{{64}}")
+    built = re.compile(rf"{re.escape(profile)}-[a-z0-9._-]+:latest")   # what gen tags a build (as Compose names it)
     for image in docker_client.images.list():
         for ref in image.tags:
             if mine.fullmatch(ref):
                 docker_client.api.remove_image(ref, noprune=True)
+            elif built.fullmatch(ref):
+                try:
+                    docker_client.api.remove_image(ref)     # the image goes with its last tag
+                except Exception:                           # still used (a container of another test): untagged later
+                    pass
