@@ -270,10 +270,10 @@ class Gen:
         containers it no longer keeps, and networks only they joined, are removed (gen.deploy.warmth)."""
         from gen.deploy.warmth import apply_warm, read_warm
         prof = self.profile(profile)
-        if generations is None:
-            return read_warm(prof)
+        if generations is None or dry_run:      # reads: no lock, nothing written
+            return read_warm(prof) if generations is None else apply_warm(lambda: self.engine, self.store, prof, generations, True)
         with prof.locked(self.lock_timeout):
-            return apply_warm(lambda: self.engine, self.store, prof, generations, dry_run, lambda: self._deployer(prof))
+            return apply_warm(lambda: self.engine, self.store, prof, generations, False, lambda: self._deployer(prof))
 
     # -- closures: a generation with its images, moved without a registry (gen.state.closure) ---------
     def closure(self, profile: str | None, on: bool) -> str:
