@@ -46,8 +46,8 @@ def read_warm(prof: Profile) -> WarmResult:
 
 def apply_warm(connect: Callable[[], Engine], store: Store, prof: Profile, generations: int,
                dry_run: bool = False, deployer: Callable[[], Deployer] | None = None) -> WarmResult:
-    """Set the profile's warm setting and remove what it no longer keeps. Caller holds the profile's lock.
-    dry_run: change nothing, say what would go. deployer: the profile's, to repair an interrupted
+    """Set the profile's warm setting and remove what it no longer keeps. Caller holds the profile's lock
+    (a dry run needs none). dry_run: change nothing, say what would go. deployer: the profile's, to repair an interrupted
     activation first, as every mutating verb does."""
     state_dir = prof.path.parent.parent
     if not dry_run:
