@@ -45,11 +45,11 @@ class SwarmDeployer(Deployer):
         observed = self.swarm.services(prof.name) if observed is None else observed
         return plan_swarm(prof.name, compiled.services, observed, self.known(observed))
 
-    def execute(self, compiled: Compiled, p: Plan, previous: tuple[dict, ...], commit: Commit,
+    def execute(self, compiled: Compiled, p: Plan, previous, commit: Commit,
                 warm: tuple[dict, ...] = (), note_stopping=None) -> int | None:     # a Swarm stops no container itself
         observed = self.swarm.services(p.profile)
         return SwarmActivation(self.swarm, self.store, compiled, p, observed, self.known(observed), self.options,
-                               self.progress, self.target.registry, previous).run(commit)
+                               self.progress, self.target.registry, previous()).run(commit)
 
     def refresh(self, compiled: Compiled) -> None:
         """Nothing to write again: Swarm keeps a service's secrets and configs itself."""

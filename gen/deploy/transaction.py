@@ -117,9 +117,11 @@ class Deployer:
         record = {"kind": kind, "from": current.number if current else None, "started": time.time()}
         warnings: list[str] = []
         try:
-            # left: the current generation, an interrupted one, and those kept warm until now
-            previous = self._manifests(current.manifest if current else None, interrupted) \
-                + (warm_manifests(self.store, prof, current.number) if current else ())
+            # left: the current generation, an interrupted one, and those kept warm until now (read only
+            # by a Swarm's activation, for the resources they named)
+            def previous() -> tuple[dict, ...]:
+                return self._manifests(current.manifest if current else None, interrupted) \
+                    + (warm_manifests(self.store, prof, current.number) if current else ())
             number = self.execute(compiled, p, previous, commit, warm, prof.note_stopping)
         except Exception as e:
             if isinstance(e, ActivationFailed) and e.restored:
@@ -137,11 +139,12 @@ class Deployer:
         message = f"generation {number} is now current" if number else "no generation is current; no containers run"
         return Result(prof.name, number, compiled.manifest_hash, p, True, message, duration, tuple(warnings))
 
-    def execute(self, compiled: Compiled, p: Plan, previous: tuple[dict, ...], commit: Commit,
+    def execute(self, compiled: Compiled, p: Plan, previous: Callable[[], tuple[dict, ...]], commit: Commit,
                 warm: tuple[dict, ...] = (), note_stopping: Callable[[float], None] | None = None) -> int | None:
         """Run the transaction of plan `p` (a Swarm's: gen.deploy.swarm overrides this and refresh). warm:
         the manifests of the warm generations, whose networks stay (a kept container cannot start again
-        on a network made anew: Docker knows it by the old one's id). note_stopping: told how late a
+        on a network made anew: Docker knows it by the old one's id). previous: reads the manifests
+        being left (a Swarm's activation removes what only they named). note_stopping: told how late a
         long stop may land, for a recovery after a kill (gen.deploy.inflight)."""
         from gen.deploy.activation import Activation      # not imported by verbs that only plan (status, no-op)
         from gen.deploy.inflight import NotedStops
