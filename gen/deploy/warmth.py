@@ -14,10 +14,9 @@ from typing import Callable
 
 from gen.deploy.recovery import recover_if_interrupted
 from gen.deploy.transaction import Deployer
-from gen.deploy.wiring import retired_networks
+from gen.deploy.wiring import retire_networks
 from gen.engine.base import Engine
 from gen.errors import GenError
-from gen.faults import checkpoint
 from gen.state.manifests import load_compiled
 from gen.state.profile import Profile
 from gen.state.target import read_target
@@ -63,14 +62,8 @@ def apply_warm(connect: Callable[[], Engine], store: Store, prof: Profile, gener
     if result.warnings:         # containers unchecked: their networks may still be joined
         return result
     try:
-        engine = connect()
-        target = load_compiled(store, current.manifest)
-        warm = warm_manifests(store, prof, current.number, generations)
-        for name in retired_networks(prof.name, engine.profile_networks(prof.name), target, warm):
-            if not dry_run:
-                engine.remove_network(name)
-                checkpoint(f"warm: network {name} removed")
-            result.networks.append(name)
+        result.networks = retire_networks(connect(), prof.name, load_compiled(store, current.manifest),
+                                          warm_manifests(store, prof, current.number, generations), dry_run)
     except (GenError, StoreError) as e:       # best effort: the next activation retires what is left
         result.warnings.append(f"profile {prof.name}: networks were not retired: {e}")
     return result

@@ -91,17 +91,22 @@ def _defined(profile: str, manifest: dict) -> set[str]:
     return {nets.engine_name(n) for n in nets.defined if not nets.is_external(n)}
 
 
-def retire_networks(engine: Engine, profile: str, target: Compiled, warm: tuple[dict, ...] = ()) -> None:
-    """Remove the networks retired_networks finds. Best effort, after the commit: one still in use (by
-    something gen did not create) stays, and an engine that cannot list them leaves them for a later
-    activation."""
+def retire_networks(engine: Engine, profile: str, target: Compiled, warm: tuple[dict, ...] = (),
+                    dry_run: bool = False) -> list[str]:
+    """Remove the networks retired_networks finds; returns those removed (dry_run: that would be). Best
+    effort, after a commit: one still in use (by something gen did not create) stays, and an engine that
+    cannot list them leaves them for a later activation."""
     try:
         owned = engine.profile_networks(profile)
     except GenError:
-        return
+        return []
+    removed = []
     for name in retired_networks(profile, owned, target, warm):
-        try:
-            engine.remove_network(name)
-        except GenError:
-            continue
-        checkpoint(f"network {name} removed")
+        if not dry_run:
+            try:
+                engine.remove_network(name)
+            except GenError:
+                continue
+            checkpoint(f"network {name} removed")
+        removed.append(name)
+    return removed
